@@ -1,0 +1,109 @@
+// Public. Protocol and Factory: what users subclass (twisted.internet.protocol).
+#pragma once
+
+#include <memory>
+#include <string_view>
+#include <tuple>
+
+#include "reactor/failure.h"
+#include "transports/address.h"
+#include "transports/transport.h"
+
+namespace twist {
+
+class Factory;
+
+// One connection's behaviour. The transport calls, on the reactor's thread and never
+// re-entrantly:
+//   makeConnection(t)      once; sets transport() and calls connectionMade()
+//   dataReceived(data)*    zero or more times, in order, between the two
+//   connectionLost(reason) exactly once per connectionMade, after the last dataReceived
+// transport() is valid from makeConnection until connectionLost returns; the protocol is
+// destroyed right after. Writing, loseConnection or abortConnection from inside any callback is
+// safe. An exception escaping a callback is logged with the peer's address and the connection
+// is aborted; connectionLost then receives that exception as its reason.
+class Protocol {
+ public:
+  Protocol() = default;
+  virtual ~Protocol() = default;
+  Protocol(const Protocol&) = delete;
+  Protocol& operator=(const Protocol&) = delete;
+
+  // Binds the protocol to `transport` and calls connectionMade(). Tests call it with a
+  // StringTransport.
+  void makeConnection(ITransport* transport);
+
+  // The connection is up; transport() may be used.
+  virtual void connectionMade() {}
+  // Bytes arrived. `data` points into the transport's read buffer and is valid only during the
+  // call: copy what you keep. Message boundaries are not preserved (TCP is a stream).
+  virtual void dataReceived(std::string_view data) {}
+  // The connection is gone. reason.check<ConnectionDone>() for a clean close;
+  // reason.check<ConnectionLost>() for a failure (ConnectionLost::osError() has the errno).
+  virtual void connectionLost(const Failure& reason) {}
+
+  ITransport* transport() const { return transport_; }
+  // True between makeConnection and the end of connectionLost.
+  bool connected() const { return connected_; }
+  // The factory that built this protocol (set by the framework), or nullptr.
+  Factory* factory() const { return factory_; }
+  void setFactory(Factory* f) { factory_ = f; }
+
+  // For transports: delivers connectionLost(reason), then forgets the transport.
+  void notifyConnectionLost(const Failure& reason);
+
+ private:
+  ITransport* transport_ = nullptr;
+  Factory* factory_ = nullptr;
+  bool connected_ = false;
+};
+
+class ServerFactory;
+
+// Makes protocols. A factory may be shared by several ports; startFactory() runs when the first
+// of them starts listening and stopFactory() when the last one stops.
+class Factory {
+ public:
+  virtual ~Factory() = default;
+
+  // A protocol for a new connection from `addr`; returning nullptr refuses it (closed at once).
+  virtual std::unique_ptr<Protocol> buildProtocol(const Address& addr) = 0;
+  virtual void startFactory() {}
+  virtual void stopFactory() {}
+
+  // A ServerFactory whose buildProtocol makes P(args...) (args are copied for each protocol).
+  template <class P, class... Args>
+  static std::shared_ptr<ServerFactory> forProtocol(Args... args);
+
+  // For ports: count users, calling startFactory on the first and stopFactory after the last.
+  void doStart();
+  void doStop();
+  int numPorts() const { return numPorts_; }
+
+ private:
+  int numPorts_ = 0;
+};
+
+// A factory for listening ports.
+class ServerFactory : public Factory {};
+
+namespace detail {
+template <class P, class Base, class... Args>
+class ProtocolFactory : public Base {
+ public:
+  explicit ProtocolFactory(Args... args) : args_(std::move(args)...) {}
+  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+    return std::apply([](const Args&... a) { return std::make_unique<P>(a...); }, args_);
+  }
+
+ private:
+  std::tuple<Args...> args_;
+};
+}  // namespace detail
+
+template <class P, class... Args>
+std::shared_ptr<ServerFactory> Factory::forProtocol(Args... args) {
+  return std::make_shared<detail::ProtocolFactory<P, ServerFactory, Args...>>(std::move(args)...);
+}
+
+}  // namespace twist

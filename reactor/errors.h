@@ -1,0 +1,94 @@
+// Public. The error types twist raises or hands to callbacks, named after Twisted's
+// twisted.internet.error so a Twisted user recognises them.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace twist {
+
+// Base of every error twist defines.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A DelayedCall was used after it ran (cancel, reset, delay).
+class AlreadyCalled : public Error {
+ public:
+  AlreadyCalled() : Error("AlreadyCalled: the delayed call has already run") {}
+};
+
+// A DelayedCall was used after it was cancelled (or its reactor was destroyed).
+class AlreadyCancelled : public Error {
+ public:
+  AlreadyCancelled() : Error("AlreadyCancelled: the delayed call was already cancelled") {}
+};
+
+// stop() on a reactor that is not running (or is already stopping).
+class ReactorNotRunning : public Error {
+ public:
+  ReactorNotRunning() : Error("ReactorNotRunning: can't stop a reactor that isn't running") {}
+};
+
+// run() or iterate() on a reactor whose loop is already running.
+class ReactorAlreadyRunning : public Error {
+ public:
+  ReactorAlreadyRunning() : Error("ReactorAlreadyRunning: the reactor's loop is already running") {}
+};
+
+// run() on a reactor that has already run and stopped: create a new Reactor instead.
+class ReactorNotRestartable : public Error {
+ public:
+  ReactorNotRestartable() : Error("ReactorNotRestartable: a stopped reactor can't run again") {}
+};
+
+// listenTCP could not bind or listen. Carries the address asked for and the OS error (0 if none).
+class CannotListenError : public Error {
+ public:
+  CannotListenError(std::string interface, uint16_t port, int osError, const std::string& why);
+  const std::string& interface() const { return interface_; }
+  uint16_t port() const { return port_; }
+  int osError() const { return osError_; }
+
+ private:
+  std::string interface_;
+  uint16_t port_;
+  int osError_;
+};
+
+// Base of the reasons handed to Protocol::connectionLost.
+class ConnectionClosed : public Error {
+ public:
+  using Error::Error;
+};
+
+// The connection was closed cleanly: loseConnection() finished, or the peer closed (EOF).
+class ConnectionDone : public ConnectionClosed {
+ public:
+  ConnectionDone() : ConnectionClosed("Connection was closed cleanly.") {}
+};
+
+// The connection was lost in a non-clean fashion. osError() is the errno (0 if there was none,
+// for example when the reactor shut down).
+class ConnectionLost : public ConnectionClosed {
+ public:
+  explicit ConnectionLost(int osError, const std::string& detail = "");
+  int osError() const { return osError_; }
+
+ protected:
+  ConnectionLost(const std::string& message, int osError)
+      : ConnectionClosed(message), osError_(osError) {}
+
+ private:
+  int osError_;
+};
+
+// abortConnection() was called: the connection closed at once, dropping unsent data.
+class ConnectionAborted : public ConnectionLost {
+ public:
+  ConnectionAborted() : ConnectionLost("Connection was aborted locally.", 0) {}
+};
+
+}  // namespace twist

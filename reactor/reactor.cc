@@ -1,0 +1,361 @@
+#include "reactor/reactor.h"
+
+#include <event2/event.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "reactor/errors.h"
+#include "reactor/failure.h"
+#include "reactor/log.h"
+#include "reactor/selectable.h"
+
+namespace twist {
+namespace {
+
+enum class State { NotStarted, Running, Stopping, Stopped };
+enum Phase { kBefore = 0, kDuring = 1, kAfter = 2 };
+
+int parsePhase(std::string_view phase) {
+  if (phase == "before") return kBefore;
+  if (phase == "during") return kDuring;
+  if (phase == "after") return kAfter;
+  throw std::invalid_argument("unknown system event phase '" + std::string(phase) +
+                              "' (use before, during or after)");
+}
+
+timeval toTimeval(double seconds) {
+  if (seconds < 0) seconds = 0;
+  timeval tv;
+  tv.tv_sec = static_cast<time_t>(seconds);
+  tv.tv_usec = static_cast<suseconds_t>((seconds - static_cast<double>(tv.tv_sec)) * 1e6);
+  return tv;
+}
+
+struct Trigger {
+  Reactor::TriggerId id;
+  int phase;
+  std::string eventType;
+  std::function<void()> fn;
+};
+
+}  // namespace
+
+struct Reactor::Impl : TimerQueue::Owner {
+  explicit Impl(Reactor& r, Options o) : reactor(r), options(o), timers(*this) {}
+
+  double now() const override {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  void wakeUpBy(double time) override {
+    if (timerArmed && time >= timerArmedFor) return;
+    // libevent measures the timeout from its cached loop time, which lags the real clock inside
+    // callbacks; refresh it so the timer does not fire early.
+    event_base_update_cache_time(base);
+    timeval tv = toTimeval(time - now());
+    event_add(timerEvent, &tv);
+    timerArmed = true;
+    timerArmedFor = time;
+  }
+
+  static void onTimer(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    self->timerArmed = false;
+    self->timers.runDue(self->now(), [] {
+      log::error("reactor", "Unhandled error in a delayed call: " + Failure::current().toString());
+    });
+    double next = self->timers.nextTime();
+    if (next >= 0) self->wakeUpBy(next);
+  }
+
+  static void onWake(evutil_socket_t fd, short, void* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    uint64_t count;
+    while (::read(fd, &count, sizeof count) > 0) {
+    }
+    std::deque<std::function<void()>> batch;
+    {
+      std::lock_guard<std::mutex> lock(self->threadCallsMutex);
+      batch.swap(self->threadCalls);
+      self->wakePending = false;
+    }
+    for (auto& fn : batch) {
+      try {
+        fn();
+      } catch (...) {
+        log::error("reactor",
+                   "Unhandled error in a callFromThread function: " + Failure::current().toString());
+      }
+    }
+  }
+
+  static void onShutdown(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    self->fire("shutdown", [self] { self->disconnectAll(); });
+    self->state = State::Stopped;
+    event_base_loopbreak(self->base);
+  }
+
+  static void onSignal(evutil_socket_t signum, short, void* arg) {
+    auto* self = static_cast<Impl*>(arg);
+    if (self->state != State::Running) return;
+    log::info("reactor", std::string("Received ") + (signum == SIGINT ? "SIGINT" : "SIGTERM") +
+                             ", shutting down.");
+    self->reactor.stop();
+  }
+
+  static void onReap(evutil_socket_t, short, void* arg) {
+    static_cast<Impl*>(arg)->graveyard.clear();
+  }
+
+  // Fires one system event; `internalDuring` runs before the user's "during" triggers.
+  void fire(std::string_view eventType, const std::function<void()>& internalDuring) {
+    for (int phase : {kBefore, kDuring, kAfter}) {
+      if (phase == kDuring && internalDuring) internalDuring();
+      std::vector<TriggerId> ids;
+      for (const auto& t : triggers) {
+        if (t.phase == phase && t.eventType == eventType) ids.push_back(t.id);
+      }
+      for (TriggerId id : ids) {
+        auto it = std::find_if(triggers.begin(), triggers.end(),
+                               [id](const Trigger& t) { return t.id == id; });
+        if (it == triggers.end()) continue;  // removed by an earlier trigger
+        std::function<void()> fn = it->fn;
+        try {
+          fn();
+        } catch (...) {
+          log::error("reactor", "Unhandled error in a '" + std::string(eventType) +
+                                    "' system event trigger: " + Failure::current().toString());
+        }
+      }
+    }
+  }
+
+  void disconnectAll() {
+    std::vector<std::shared_ptr<Selectable>> all;
+    all.reserve(selectables.size());
+    for (auto& [raw, owned] : selectables) all.push_back(owned);
+    for (auto& s : all) s->reactorShutdown();
+  }
+
+  Reactor& reactor;
+  Options options;
+  event_base* base = nullptr;
+  State state = State::NotStarted;
+  bool inLoop = false;
+  std::thread::id owner = std::this_thread::get_id();
+
+  TimerQueue timers;
+  event* timerEvent = nullptr;
+  bool timerArmed = false;
+  double timerArmedFor = 0;
+
+  std::mutex threadCallsMutex;
+  std::deque<std::function<void()>> threadCalls;  // guarded by threadCallsMutex
+  bool wakePending = false;                       // guarded by threadCallsMutex
+  int wakeFd = -1;
+  event* wakeEvent = nullptr;
+
+  event* shutdownEvent = nullptr;
+  event* reapEvent = nullptr;
+  event* iterateTimeout = nullptr;
+  std::vector<event*> signalEvents;
+
+  std::vector<Trigger> triggers;
+  TriggerId nextTriggerId = 1;
+
+  std::unordered_map<Selectable*, std::shared_ptr<Selectable>> selectables;
+  std::vector<std::shared_ptr<Selectable>> graveyard;
+  std::unique_ptr<char[]> readBuffer{new char[kReadBufferSize]};
+};
+
+Reactor::Reactor() : Reactor(Options{}) {}
+
+Reactor::Reactor(Options options) : impl_(std::make_unique<Impl>(*this, options)) {
+  event_config* cfg = event_config_new();
+  // One thread drives the base, and callFromThread wakes it through our own eventfd, so
+  // libevent's internal locking is not needed. Precise timers keep callLater on time.
+  event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_PRECISE_TIMER);
+  impl_->base = event_base_new_with_config(cfg);
+  event_config_free(cfg);
+  if (impl_->base == nullptr) throw std::runtime_error("twist: event_base_new failed");
+  Impl* i = impl_.get();
+  i->timerEvent = event_new(i->base, -1, 0, &Impl::onTimer, i);
+  i->wakeFd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (i->wakeFd < 0) throw std::runtime_error(std::string("twist: eventfd: ") + strerror(errno));
+  i->wakeEvent = event_new(i->base, i->wakeFd, EV_READ | EV_PERSIST, &Impl::onWake, i);
+  event_add(i->wakeEvent, nullptr);
+  i->shutdownEvent = event_new(i->base, -1, 0, &Impl::onShutdown, i);
+  i->reapEvent = event_new(i->base, -1, 0, &Impl::onReap, i);
+  i->iterateTimeout = event_new(i->base, -1, 0, [](evutil_socket_t, short, void*) {}, nullptr);
+}
+
+Reactor::~Reactor() {
+  Impl* i = impl_.get();
+  if (i->inLoop) {
+    log::error("reactor", "Reactor destroyed from inside its own loop; aborting.");
+    std::abort();
+  }
+  i->disconnectAll();
+  i->graveyard.clear();
+  for (event* e : {i->timerEvent, i->wakeEvent, i->shutdownEvent, i->reapEvent, i->iterateTimeout})
+    event_free(e);
+  ::close(i->wakeFd);
+  impl_->triggers.clear();
+  event_base* base = i->base;
+  impl_.reset();  // the timer queue cancels what is pending; handles stay safe
+  event_base_free(base);
+}
+
+void Reactor::assertInReactorThread() const {
+#ifndef NDEBUG
+  if (std::this_thread::get_id() != impl_->owner) {
+    log::error("reactor", "Reactor method called off the reactor's thread (use callFromThread).");
+    std::abort();
+  }
+#endif
+}
+
+void Reactor::run() {
+  assertInReactorThread();
+  Impl* i = impl_.get();
+  if (i->state == State::Stopped) throw ReactorNotRestartable();
+  if (i->state != State::NotStarted || i->inLoop) throw ReactorAlreadyRunning();
+  i->owner = std::this_thread::get_id();
+  if (i->options.installSignalHandlers) {
+    for (int sig : {SIGINT, SIGTERM}) {
+      event* e = evsignal_new(i->base, sig, &Impl::onSignal, i);
+      event_add(e, nullptr);
+      i->signalEvents.push_back(e);
+    }
+  }
+  i->state = State::Running;
+  i->inLoop = true;
+  i->fire("startup", nullptr);
+  if (i->state != State::Stopped) event_base_loop(i->base, EVLOOP_NO_EXIT_ON_EMPTY);
+  i->inLoop = false;
+  i->state = State::Stopped;
+  for (event* e : i->signalEvents) event_free(e);
+  i->signalEvents.clear();
+}
+
+void Reactor::stop() {
+  assertInReactorThread();
+  if (impl_->state != State::Running) throw ReactorNotRunning();
+  impl_->state = State::Stopping;
+  event_active(impl_->shutdownEvent, 0, 0);
+}
+
+bool Reactor::running() const { return impl_->state == State::Running; }
+
+void Reactor::iterate(double maxWaitSeconds) {
+  assertInReactorThread();
+  Impl* i = impl_.get();
+  if (i->inLoop) throw ReactorAlreadyRunning();
+  i->inLoop = true;
+  if (maxWaitSeconds <= 0) {
+    event_base_loop(i->base, EVLOOP_NONBLOCK);
+  } else {
+    timeval tv = toTimeval(maxWaitSeconds);
+    event_add(i->iterateTimeout, &tv);
+    event_base_loop(i->base, EVLOOP_ONCE);
+    event_del(i->iterateTimeout);
+  }
+  i->inLoop = false;
+}
+
+double Reactor::seconds() const { return impl_->now(); }
+
+DelayedCall Reactor::callLater(double delaySeconds, std::function<void()> fn) {
+  assertInReactorThread();
+  return impl_->timers.schedule(delaySeconds, std::move(fn));
+}
+
+std::vector<DelayedCall> Reactor::getDelayedCalls() const {
+  assertInReactorThread();
+  return impl_->timers.pending();
+}
+
+void Reactor::callWhenRunning(std::function<void()> fn) {
+  assertInReactorThread();
+  if (impl_->state == State::Running) {
+    fn();
+  } else {
+    addSystemEventTrigger("after", "startup", std::move(fn));
+  }
+}
+
+void Reactor::callFromThread(std::function<void()> fn) {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(impl_->threadCallsMutex);
+    impl_->threadCalls.push_back(std::move(fn));
+    wake = !impl_->wakePending;
+    impl_->wakePending = true;
+  }
+  if (wake) {
+    uint64_t one = 1;
+    ssize_t n = ::write(impl_->wakeFd, &one, sizeof one);
+    (void)n;  // EAGAIN means the counter is already non-zero: the loop will wake anyway
+  }
+}
+
+Reactor::TriggerId Reactor::addSystemEventTrigger(std::string_view phase,
+                                                  std::string_view eventType,
+                                                  std::function<void()> fn) {
+  assertInReactorThread();
+  int p = parsePhase(phase);
+  TriggerId id = impl_->nextTriggerId++;
+  impl_->triggers.push_back(Trigger{id, p, std::string(eventType), std::move(fn)});
+  return id;
+}
+
+void Reactor::removeSystemEventTrigger(TriggerId id) {
+  assertInReactorThread();
+  auto& t = impl_->triggers;
+  auto it = std::find_if(t.begin(), t.end(), [id](const Trigger& x) { return x.id == id; });
+  if (it == t.end()) throw std::invalid_argument("no system event trigger with that id");
+  t.erase(it);
+}
+
+void Reactor::fireSystemEvent(std::string_view eventType) {
+  assertInReactorThread();
+  impl_->fire(eventType, nullptr);
+}
+
+event_base* Reactor::eventBase() const { return impl_->base; }
+
+void Reactor::addSelectable(std::shared_ptr<Selectable> s) {
+  Selectable* raw = s.get();
+  impl_->selectables.emplace(raw, std::move(s));
+}
+
+void Reactor::removeSelectable(Selectable* s) {
+  auto it = impl_->selectables.find(s);
+  if (it == impl_->selectables.end()) return;
+  impl_->graveyard.push_back(std::move(it->second));
+  impl_->selectables.erase(it);
+  if (!impl_->inLoop) {
+    impl_->graveyard.clear();
+  } else {
+    event_active(impl_->reapEvent, 0, 0);
+  }
+}
+
+size_t Reactor::selectableCount() const { return impl_->selectables.size(); }
+
+char* Reactor::readBuffer() const { return impl_->readBuffer.get(); }
+
+}  // namespace twist

@@ -1,0 +1,117 @@
+// Public. Reactor: the event loop (one libevent event_base), its clock, and the front door for
+// listening and connecting. At most one thread drives a reactor; every method except
+// callFromThread must be called on that thread (debug builds check it and abort otherwise).
+//
+// Life cycle: a Reactor runs once. run() blocks until stop() finishes shutting down; after that,
+// run() throws ReactorNotRestartable (as Twisted's reactor does): make a new Reactor instead.
+// iterate() may be used before run(), for tests and for embedding in another loop.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "reactor/delayed_call.h"
+
+struct event_base;
+
+namespace twist {
+
+class Port;
+class Selectable;
+class ServerFactory;
+
+class Reactor {
+ public:
+  struct Options {
+    // SIGINT and SIGTERM call stop() while run() is running (libevent signal events, removed
+    // when run() returns). Turn off when embedding or when several reactors share a process.
+    bool installSignalHandlers = true;
+  };
+
+  Reactor();
+  explicit Reactor(Options options);
+  // Closes every port and connection that is left (connectionLost runs with ConnectionLost),
+  // cancels pending delayed calls (their handles stay safe). Must not run inside run().
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  // Fires the "startup" system event (callWhenRunning functions run then), then runs the loop
+  // until stop() completes. Throws ReactorAlreadyRunning if running, ReactorNotRestartable if
+  // it already ran.
+  void run();
+  // Asks a running reactor to stop: on the next pass of the loop it fires "before shutdown"
+  // triggers, closes all ports and connections, fires "during" and "after" shutdown triggers,
+  // and run() returns. Safe from any callback. Throws ReactorNotRunning if not running or
+  // already stopping.
+  void stop();
+  // True from run() until stop() begins.
+  bool running() const;
+
+  // Runs one pass of the loop, waiting at most `maxWaitSeconds` for something to happen
+  // (0: do not wait). Throws ReactorAlreadyRunning when called from inside the loop.
+  void iterate(double maxWaitSeconds = 0);
+
+  // Monotonic time in seconds; the clock of callLater.
+  double seconds() const;
+
+  // Runs `fn` on this reactor's thread after `delaySeconds` (0 or negative: on the next pass of
+  // the loop, after pending I/O). Calls due at the same time run in the order they were made.
+  DelayedCall callLater(double delaySeconds, std::function<void()> fn);
+  template <class Rep, class Period>
+  DelayedCall callLater(std::chrono::duration<Rep, Period> delay, std::function<void()> fn) {
+    return callLater(std::chrono::duration<double>(delay).count(), std::move(fn));
+  }
+  // The calls that are still pending, earliest first.
+  std::vector<DelayedCall> getDelayedCalls() const;
+
+  // Runs `fn` once the reactor is running (at once if it already is).
+  void callWhenRunning(std::function<void()> fn);
+
+  // The one thread-safe entry: queues `fn` to run on the reactor's thread and wakes the loop.
+  // Calls from one thread run in the order they were made. Works before run(); functions still
+  // queued when the reactor is destroyed are dropped.
+  void callFromThread(std::function<void()> fn);
+
+  using TriggerId = uint64_t;
+  // Registers `fn` to run in `phase` ("before", "during" or "after") of the system event
+  // `eventType` ("startup", "shutdown", or one of your own fired with fireSystemEvent).
+  // Throws std::invalid_argument for another phase.
+  TriggerId addSystemEventTrigger(std::string_view phase, std::string_view eventType,
+                                  std::function<void()> fn);
+  // Removes a trigger; an unknown id throws std::invalid_argument.
+  void removeSystemEventTrigger(TriggerId id);
+  // Runs the before, during and after triggers of `eventType`, in the order they were added.
+  void fireSystemEvent(std::string_view eventType);
+
+  // Listens on `interface` ("" = every IPv4 interface, "::" = every IPv6 one, or an address such
+  // as "127.0.0.1" or "::1") and `port` (0 = a free port: ask the Port's getHost()). Each accepted
+  // connection gets a protocol from `factory`. Throws CannotListenError. Defined in
+  // //transports:tcp, so link that target to use it.
+  std::shared_ptr<Port> listenTCP(uint16_t port, std::shared_ptr<ServerFactory> factory,
+                                  int backlog = 50, std::string_view interface = "");
+
+  // ---- For transports (not needed to write protocols) ----
+
+  event_base* eventBase() const;
+  // The reactor keeps `s` alive until removeSelectable, and ends it at shutdown.
+  void addSelectable(std::shared_ptr<Selectable> s);
+  // Forgets `s`; it is freed after the callback that is running returns, never inside it.
+  void removeSelectable(Selectable* s);
+  size_t selectableCount() const;
+  // One buffer all connections of this reactor read into. Valid during a callback only.
+  char* readBuffer() const;
+  static constexpr size_t kReadBufferSize = 64 * 1024;
+  // Debug builds: aborts with a message if not called on the reactor's thread.
+  void assertInReactorThread() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace twist

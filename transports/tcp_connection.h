@@ -1,0 +1,107 @@
+// Public for transport writers; protocols only see ITransport. Connection: one TCP connection
+// (Twisted's tcp.Connection); Server is the kind a Port accepts. Owned by the reactor; not thread
+// safe: used on the reactor's thread only.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "protocols/protocol.h"
+#include "reactor/failure.h"
+#include "reactor/selectable.h"
+#include "transports/transport.h"
+
+struct event;
+struct evbuffer;
+
+namespace twist {
+
+class Reactor;
+
+class Connection : public ITransport, public Selectable {
+ public:
+  // Takes ownership of the connected, non-blocking socket `fd` and of `protocol`.
+  Connection(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol, Address host,
+             Address peer, const char* logSystem);
+  ~Connection() override;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Calls protocol->makeConnection(this) and starts reading.
+  void start();
+  Protocol* protocol() const { return protocol_.get(); }
+  int fileno() const { return fd_; }
+
+  // ITransport
+  void write(std::string_view data) override;
+  void writeSequence(std::span<const std::string_view> data) override;
+  void loseConnection() override;
+  void abortConnection() override;
+  void loseWriteConnection() override;
+  void pauseProducing() override;
+  void resumeProducing() override;
+  Address getPeer() const override { return peer_; }
+  Address getHost() const override { return host_; }
+  void setTcpNoDelay(bool enabled) override;
+  bool getTcpNoDelay() const override;
+  void setTcpKeepAlive(bool enabled) override;
+  bool getTcpKeepAlive() const override;
+  bool disconnecting() const override { return state_ != State::Connected; }
+  size_t bufferedSize() const override;
+
+  // Selectable
+  void reactorShutdown() override;
+
+ private:
+  enum class State {
+    Connected,      // reading and writing
+    Disconnecting,  // loseConnection (or the peer's EOF): flushing, then close cleanly
+    Closing,        // connectionLost is scheduled on the loop
+    Closed,         // connectionLost delivered
+  };
+  enum class Flush { Done, Pending, Failed };
+
+  static void onReadable(int fd, short what, void* arg);
+  static void onWritable(int fd, short what, void* arg);
+  static void onCloseEvent(int fd, short what, void* arg);
+  void handleRead();
+  void handleWrite();
+  Flush flush();
+  void startReading();
+  void stopReading();
+  void startWriting();
+  void stopWriting();
+  void failFromCallback(const char* where);
+  // Delivers connectionLost on the next pass of the loop, never inside the current call.
+  void closeLater(Failure reason);
+  // Closes the socket, delivers connectionLost, hands this object back to the reactor.
+  void closeNow(const Failure& reason);
+  void logError(const std::string& message) const;
+
+  Reactor& reactor_;
+  int fd_;
+  std::unique_ptr<Protocol> protocol_;
+  Address host_;
+  Address peer_;
+  const char* logSystem_;
+  State state_ = State::Connected;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool paused_ = false;
+  bool writeShutdown_ = false;  // loseWriteConnection asked for it
+  Failure pendingReason_;
+  event* readEvent_ = nullptr;
+  event* writeEvent_ = nullptr;
+  event* closeEvent_ = nullptr;
+  evbuffer* output_ = nullptr;  // what the kernel has not taken yet
+};
+
+// A connection accepted by a Port.
+class Server : public Connection {
+ public:
+  Server(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol, Address host, Address peer)
+      : Connection(reactor, fd, std::move(protocol), std::move(host), std::move(peer),
+                   "tcp.Server") {}
+};
+
+}  // namespace twist

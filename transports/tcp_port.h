@@ -1,0 +1,60 @@
+// Public. Port: a listening TCP socket (Twisted's tcp.Port / IListeningPort), made by
+// Reactor::listenTCP. Each accepted connection becomes a Server whose protocol the factory
+// builds. The reactor keeps the port alive until stopListening(); the handle you hold stays safe
+// after that and after the reactor is gone. Not thread safe: use on the reactor's thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "protocols/protocol.h"
+#include "reactor/delayed_call.h"
+#include "reactor/selectable.h"
+#include "transports/address.h"
+
+struct evconnlistener;
+
+namespace twist {
+
+class Reactor;
+
+class Port : public Selectable, public std::enable_shared_from_this<Port> {
+ public:
+  // Binds and listens; see Reactor::listenTCP. Throws CannotListenError.
+  static std::shared_ptr<Port> listen(Reactor& reactor, uint16_t port,
+                                      std::shared_ptr<ServerFactory> factory, int backlog,
+                                      std::string_view interface);
+  ~Port() override;
+  Port(const Port&) = delete;
+  Port& operator=(const Port&) = delete;
+
+  // The address actually bound (the real port when 0 was asked).
+  Address getHost() const { return host_; }
+  // Closes the listening socket now (the port can be bound again at once); connections already
+  // accepted go on. Calls the factory's stopFactory if this was its last port. Idempotent.
+  void stopListening();
+  bool listening() const { return listener_ != nullptr; }
+  ServerFactory& factory() const { return *factory_; }
+
+  void reactorShutdown() override { stopListening(); }
+
+ private:
+  Port(Reactor& reactor, std::shared_ptr<ServerFactory> factory);
+  static void onAccept(evconnlistener* l, int fd, struct sockaddr* sa, int len, void* arg);
+  static void onAcceptError(evconnlistener* l, void* arg);
+  void accept(int fd, const struct sockaddr* sa, int len);
+  void acceptFailed(int err);
+
+  Reactor* reactor_;
+  std::shared_ptr<ServerFactory> factory_;
+  evconnlistener* listener_ = nullptr;
+  Address host_;
+  // Held open so that when descriptors run out, closing it lets us accept and close the waiting
+  // peer instead of leaving the listener readable forever (a busy loop).
+  int spareFd_ = -1;
+  bool exhausted_ = false;  // inside an out-of-descriptors episode (logged once per episode)
+  DelayedCall retry_;
+};
+
+}  // namespace twist

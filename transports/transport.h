@@ -1,0 +1,51 @@
+// Public. ITransport: what a protocol sees of its connection (Twisted's ITransport and
+// ITCPTransport). Implemented by the TCP Server/Client connections and, for tests, by
+// StringTransport. All methods run on the reactor's thread.
+#pragma once
+
+#include <span>
+#include <string_view>
+
+#include "transports/address.h"
+
+namespace twist {
+
+class ITransport {
+ public:
+  virtual ~ITransport() = default;
+
+  // Queues `data` to be sent; takes a copy only of what the kernel does not accept at once.
+  // Ignored (no error) after loseConnection(), abortConnection(), or once the connection ended.
+  virtual void write(std::string_view data) = 0;
+  // Same as writing each piece in turn, in one system call where possible.
+  virtual void writeSequence(std::span<const std::string_view> data) = 0;
+
+  // Stops reading, sends everything written so far, then closes: connectionLost(ConnectionDone)
+  // follows from the loop. Idempotent.
+  virtual void loseConnection() = 0;
+  // Closes now and drops unsent data: connectionLost(ConnectionAborted) follows from the loop,
+  // never inside this call. Idempotent.
+  virtual void abortConnection() = 0;
+  // Half-close: sends what is buffered, then shuts down the write side; reading goes on.
+  virtual void loseWriteConnection() = 0;
+
+  // Stop / resume delivering dataReceived (the transport as a push producer).
+  virtual void pauseProducing() = 0;
+  virtual void resumeProducing() = 0;
+
+  virtual Address getPeer() const = 0;
+  virtual Address getHost() const = 0;
+
+  // Socket options; transports that are not TCP ignore them.
+  virtual void setTcpNoDelay(bool enabled) = 0;
+  virtual bool getTcpNoDelay() const = 0;
+  virtual void setTcpKeepAlive(bool enabled) = 0;
+  virtual bool getTcpKeepAlive() const = 0;
+
+  // True once loseConnection()/abortConnection() was called or the connection ended.
+  virtual bool disconnecting() const = 0;
+  // Bytes written but not yet accepted by the kernel.
+  virtual size_t bufferedSize() const = 0;
+};
+
+}  // namespace twist

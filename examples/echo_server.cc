@@ -15,14 +15,15 @@ class Echo : public twist::Protocol {
 int main(int argc, char** argv) {
   auto flags = twist::examples::parseServerFlags(argc, argv);
   twist::Reactor reactor;  // SIGINT and SIGTERM stop it
+  std::shared_ptr<twist::Port> port;
   try {
-    auto port = reactor.listenTCP(flags.port, twist::Factory::forProtocol<Echo>(), 50,
-                                  flags.interface);
-    std::cout << "listening on " << port->getHost().hostPort() << std::endl;
+    port = reactor.listenTCP(flags.port, twist::Factory::forProtocol<Echo>(), 50, flags.interface);
   } catch (const twist::CannotListenError& e) {
     std::cerr << e.what() << std::endl;
     return 1;
   }
+  reactor.callWhenRunning(
+      [&] { std::cout << "listening on " << port->getHost().hostPort() << std::endl; });
   reactor.run();
   return 0;
 }

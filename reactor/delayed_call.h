@@ -53,7 +53,7 @@ struct DelayedCallState : std::enable_shared_from_this<DelayedCallState> {
   uint64_t seq = 0;  // schedule order: breaks ties so equal times run first-in first-out
   std::function<void()> fn;
   Status status = Status::Pending;
-  bool queued = false;         // in its queue's ordered set
+  bool queued = false;          // in its queue's ordered set
   TimerQueue* queue = nullptr;  // null once the queue is gone
 };
 }  // namespace detail

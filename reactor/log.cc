@@ -40,10 +40,14 @@ void setMinimumLevel(Level level) { gMinimum.store(static_cast<int>(level)); }
 
 const char* levelName(Level level) {
   switch (level) {
-    case Level::Debug: return "debug";
-    case Level::Info: return "info";
-    case Level::Warn: return "warn";
-    case Level::Error: return "error";
+    case Level::Debug:
+      return "debug";
+    case Level::Info:
+      return "info";
+    case Level::Warn:
+      return "warn";
+    case Level::Error:
+      return "error";
   }
   return "?";
 }

@@ -12,7 +12,7 @@ enum class Level { Debug, Info, Warn, Error };
 // What an observer receives. The views are valid only during emit().
 struct Event {
   Level level;
-  std::string_view system;   // where it came from: "reactor", "tcp.Port", "tcp.Server", ...
+  std::string_view system;  // where it came from: "reactor", "tcp.Port", "tcp.Server", ...
   std::string_view message;
 };
 

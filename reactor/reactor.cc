@@ -95,8 +95,8 @@ struct Reactor::Impl : TimerQueue::Owner {
       try {
         fn();
       } catch (...) {
-        log::error("reactor",
-                   "Unhandled error in a callFromThread function: " + Failure::current().toString());
+        log::error("reactor", "Unhandled error in a callFromThread function: " +
+                                  Failure::current().toString());
       }
     }
   }
@@ -199,7 +199,8 @@ Reactor::Reactor(Options options) : impl_(std::make_unique<Impl>(*this, options)
   event_add(i->wakeEvent, nullptr);
   i->shutdownEvent = event_new(i->base, -1, 0, &Impl::onShutdown, i);
   i->reapEvent = event_new(i->base, -1, 0, &Impl::onReap, i);
-  i->iterateTimeout = event_new(i->base, -1, 0, [](evutil_socket_t, short, void*) {}, nullptr);
+  i->iterateTimeout = event_new(
+      i->base, -1, 0, [](evutil_socket_t, short, void*) {}, nullptr);
 }
 
 Reactor::~Reactor() {

@@ -239,9 +239,9 @@ TEST(Reactor, SystemEventTriggersRunByPhase) {
   EXPECT_THROW(r.addSystemEventTrigger("sometime", "startup", [] {}), std::invalid_argument);
   r.callWhenRunning([&] { r.stop(); });
   r.run();
-  EXPECT_EQ(order, (std::vector<std::string>{"before startup", "during startup", "after startup",
-                                             "before shutdown", "during shutdown",
-                                             "after shutdown"}));
+  EXPECT_EQ(order,
+            (std::vector<std::string>{"before startup", "during startup", "after startup",
+                                      "before shutdown", "during shutdown", "after shutdown"}));
 }
 
 TEST(Reactor, CustomSystemEvent) {
@@ -264,12 +264,19 @@ TEST(Reactor, RearmingZeroDelayCallDoesNotStarveOtherWork) {
   r.callLater(0, spin);
   // A call due a little later, and a cross-thread wake-up (an I/O event on the loop).
   r.callLater(0.02, [&] { other = true; });
-  ASSERT_TRUE(runUntil(r, [&] { return other; }, 5));
+  ASSERT_TRUE(runUntil(
+      r, [&] { return other; }, 5));
   bool woke = false;
   other = false;
   r.callLater(0, spin);
-  std::thread t([&] { r.callFromThread([&] { woke = true; other = true; }); });
-  ASSERT_TRUE(runUntil(r, [&] { return woke; }, 5));
+  std::thread t([&] {
+    r.callFromThread([&] {
+      woke = true;
+      other = true;
+    });
+  });
+  ASSERT_TRUE(runUntil(
+      r, [&] { return woke; }, 5));
   t.join();
   EXPECT_GT(spins, 1);
 }

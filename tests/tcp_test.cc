@@ -12,8 +12,8 @@
 #include "protocols/protocol.h"
 #include "reactor/errors.h"
 #include "reactor/reactor.h"
-#include "transports/tcp_port.h"
 #include "tests/test_util.h"
+#include "transports/tcp_port.h"
 
 namespace twist {
 namespace {
@@ -124,8 +124,8 @@ std::string duplexEcho(uint16_t port, const std::string& payload) {
     pollfd p{fd, static_cast<short>(POLLIN | (sent < payload.size() ? POLLOUT : 0)), 0};
     if (::poll(&p, 1, 1000) < 0) break;
     if ((p.revents & POLLOUT) && sent < payload.size()) {
-      ssize_t n = ::send(fd, payload.data() + sent, std::min<size_t>(payload.size() - sent, 1 << 16),
-                         MSG_NOSIGNAL);
+      ssize_t n = ::send(fd, payload.data() + sent,
+                         std::min<size_t>(payload.size() - sent, 1 << 16), MSG_NOSIGNAL);
       if (n > 0) sent += static_cast<size_t>(n);
     }
     if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -145,8 +145,7 @@ TEST(Tcp, EchoIsByteExactFromOneByteTo16MiB) {
   auto port = r.listenTCP(0, Factory::forProtocol<Echo>(), 50, "127.0.0.1");
   uint16_t p = portOf(port);
   ASSERT_NE(p, 0);
-  std::vector<size_t> sizes = {1, 2, 100, 4095, 4096, 4097, 65535, 65536, 65537, 1 << 20,
-                               16 << 20};
+  std::vector<size_t> sizes = {1, 2, 100, 4095, 4096, 4097, 65535, 65536, 65537, 1 << 20, 16 << 20};
   std::vector<bool> ok(sizes.size(), false);
   ClientThread client([&] {
     for (size_t i = 0; i < sizes.size(); ++i) {
@@ -154,7 +153,8 @@ TEST(Tcp, EchoIsByteExactFromOneByteTo16MiB) {
       ok[i] = duplexEcho(p, payload) == payload;
     }
   });
-  ASSERT_TRUE(runUntil(r, [&] { return client.done(); }, 120));
+  ASSERT_TRUE(runUntil(
+      r, [&] { return client.done(); }, 120));
   for (size_t i = 0; i < sizes.size(); ++i) EXPECT_TRUE(ok[i]) << "size " << sizes[i];
 }
 
@@ -233,7 +233,8 @@ TEST(Tcp, LoseConnectionDeliversEverythingWrittenBeforeIt) {
     got = recvUntilEof(fd, &eof, 60);
     ::close(fd);
   });
-  ASSERT_TRUE(runUntil(r, [&] { return client.done() && f->lostCount() == 1; }, 60));
+  ASSERT_TRUE(runUntil(
+      r, [&] { return client.done() && f->lostCount() == 1; }, 60));
   EXPECT_TRUE(eof);
   EXPECT_EQ(got.size(), big.size());
   EXPECT_TRUE(got == big);
@@ -494,7 +495,8 @@ TEST(Tcp, WriteSequenceSendsThePiecesInOrder) {
     got = recvUntilEof(fd);
     ::close(fd);
   });
-  ASSERT_TRUE(runUntil(r, [&] { return client.done(); }, 60));
+  ASSERT_TRUE(runUntil(
+      r, [&] { return client.done(); }, 60));
   EXPECT_TRUE(got == "abcdef" + big + "tail");
 }
 

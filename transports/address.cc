@@ -19,8 +19,7 @@ Address Address::fromSockaddr(const sockaddr* sa, socklen_t len, std::string typ
     inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof buf);
     return Address(Family::IPv6, buf, ntohs(in6->sin6_port), std::move(type));
   }
-  throw std::invalid_argument("unsupported socket address family " +
-                              std::to_string(sa->sa_family));
+  throw std::invalid_argument("unsupported socket address family " + std::to_string(sa->sa_family));
 }
 
 std::string Address::hostPort() const {
@@ -29,8 +28,8 @@ std::string Address::hostPort() const {
 }
 
 std::string Address::toString() const {
-  return std::string(family_ == Family::IPv6 ? "IPv6Address" : "IPv4Address") + "(type='" +
-         type_ + "', host='" + host_ + "', port=" + std::to_string(port_) + ")";
+  return std::string(family_ == Family::IPv6 ? "IPv6Address" : "IPv4Address") + "(type='" + type_ +
+         "', host='" + host_ + "', port=" + std::to_string(port_) + ")";
 }
 
 std::ostream& operator<<(std::ostream& os, const Address& a) { return os << a.toString(); }

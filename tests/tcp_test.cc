@@ -345,6 +345,34 @@ TEST(Tcp, BuildProtocolReturningNullRefusesTheConnection) {
   EXPECT_EQ(r.selectableCount(), 1u);  // just the port
 }
 
+TEST(Tcp, StopListeningFromInsideBuildProtocol) {
+  Reactor r(quietOptions());
+  std::shared_ptr<Port> port;
+  // Accepts one connection, then stops listening from inside buildProtocol.
+  class OneShot : public ServerFactory {
+   public:
+    explicit OneShot(std::shared_ptr<Port>* port) : port_(port) {}
+    std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+      (*port_)->stopListening();
+      return std::make_unique<Echo>();
+    }
+    std::shared_ptr<Port>* port_;
+  };
+  port = r.listenTCP(0, std::make_shared<OneShot>(&port), 50, "127.0.0.1");
+  uint16_t p = portOf(port);
+  std::string got;
+  ClientThread client([&] {
+    int fd = connectTo(p);
+    sendAll(fd, "once");
+    got = recvAtMost(fd, 4);
+    ::close(fd);
+  });
+  ASSERT_TRUE(runUntil(r, [&] { return client.done(); }));
+  EXPECT_EQ(got, "once");
+  EXPECT_FALSE(port->listening());
+  EXPECT_THROW(connectTo(p), std::runtime_error);  // refused: nothing listens any more
+}
+
 TEST(Tcp, StartAndStopFactoryCountPorts) {
   Reactor r(quietOptions());
   auto f = std::make_shared<ScriptedFactory>();

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 
 #include "reactor/errors.h"
@@ -27,8 +28,8 @@ constexpr int kMaxIov = 64;
 Connection::Connection(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol, Address host,
                        Address peer, const char* logSystem)
     : reactor_(reactor),
-      fd_(fd),
       protocol_(std::move(protocol)),
+      fd_(fd),
       host_(std::move(host)),
       peer_(std::move(peer)),
       logSystem_(logSystem) {
@@ -132,7 +133,8 @@ void Connection::resumeProducing() {
 
 void Connection::write(std::string_view data) {
   if (state_ != State::Connected || writeShutdown_ || data.empty()) return;
-  if (evbuffer_get_length(output_) == 0) {
+  assert(writing_ == (evbuffer_get_length(output_) > 0));
+  if (!writing_) {
     // Nothing queued: hand the bytes straight to the kernel and keep only what it leaves.
     ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
     if (n == static_cast<ssize_t>(data.size())) return;
@@ -151,9 +153,10 @@ void Connection::write(std::string_view data) {
 
 void Connection::writeSequence(std::span<const std::string_view> data) {
   if (state_ != State::Connected || writeShutdown_) return;
+  assert(writing_ == (evbuffer_get_length(output_) > 0));
   size_t first = 0;
   size_t skip = 0;  // bytes of data[first] already sent
-  if (evbuffer_get_length(output_) == 0 && data.size() <= kMaxIov) {
+  if (!writing_ && data.size() <= kMaxIov) {
     iovec iov[kMaxIov];
     size_t total = 0;
     for (size_t i = 0; i < data.size(); ++i) {

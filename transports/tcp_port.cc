@@ -118,6 +118,8 @@ void Port::onAccept(evconnlistener*, int fd, struct sockaddr* sa, int len, void*
 }
 
 void Port::accept(int fd, const struct sockaddr* sa, int len) {
+  // buildProtocol may call stopListening(), which forgets the reactor: keep it at hand.
+  Reactor& reactor = *reactor_;
   if (exhausted_) {
     exhausted_ = false;
     log::info("tcp.Port", "Accepting connections again on " + host_.hostPort() + ".");
@@ -141,8 +143,8 @@ void Port::accept(int fd, const struct sockaddr* sa, int len) {
   socklen_t localLen = sizeof local;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &localLen);
   Address host = Address::fromSockaddr(reinterpret_cast<sockaddr*>(&local), localLen);
-  auto conn = std::make_shared<Server>(*reactor_, fd, std::move(protocol), host, peer);
-  reactor_->addSelectable(conn);
+  auto conn = std::make_shared<Server>(reactor, fd, std::move(protocol), host, peer);
+  reactor.addSelectable(conn);
   conn->start();
 }
 

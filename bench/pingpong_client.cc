@@ -1,0 +1,176 @@
+// Load generator for the echo servers in bench/ (one thread, epoll, non-blocking sockets).
+//
+//   pingpong: each connection sends one block of --size bytes, then echoes back whatever
+//             arrives, for --seconds; reports bytes read (the muduo/Asio ping-pong test).
+//   rr:       closed-loop request/response: each connection sends --size bytes, waits until
+//             that many came back, records the round-trip time, and sends the next.
+//
+// Prints one line: bytes=... msgs=... seconds=... p50_us=... p99_us=...
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Conn {
+  int fd = -1;
+  std::string pending;  // bytes still to send
+  size_t got = 0;       // rr: bytes of the current reply received
+  Clock::time_point sentAt;
+  bool wantWrite = false;
+};
+
+[[noreturn]] void die(const char* what) {
+  std::perror(what);
+  std::exit(1);
+}
+
+void setInterest(int ep, Conn& c, bool write) {
+  if (c.wantWrite == write) return;
+  c.wantWrite = write;
+  epoll_event ev{};
+  ev.events = EPOLLIN | (write ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+  ev.data.ptr = &c;
+  epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+}
+
+// Sends pending then `data`; keeps what the kernel does not take.
+bool sendOrQueue(int ep, Conn& c, const char* data, size_t len) {
+  if (c.pending.empty()) {
+    ssize_t n = ::send(c.fd, data, len, MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN) return false;
+    if (n < 0) n = 0;
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+  if (len > 0) {
+    c.pending.append(data, len);
+    setInterest(ep, c, true);
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int port = 0, conns = 1, size = 16;
+  double seconds = 2;
+  std::string mode = "pingpong";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--port") port = std::atoi(v.c_str());
+    else if (k == "--conns") conns = std::atoi(v.c_str());
+    else if (k == "--size") size = std::atoi(v.c_str());
+    else if (k == "--seconds") seconds = std::atof(v.c_str());
+    else if (k == "--mode") mode = v;
+    else {
+      std::fprintf(stderr, "unknown flag %s\n", k.c_str());
+      return 2;
+    }
+  }
+  const bool rr = mode == "rr";
+  if (port <= 0 || conns <= 0 || size <= 0 || (!rr && mode != "pingpong")) {
+    std::fprintf(stderr,
+                 "usage: %s --port N [--conns N] [--size BYTES] [--seconds S] "
+                 "[--mode pingpong|rr]\n",
+                 argv[0]);
+    return 2;
+  }
+
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  std::vector<Conn> cs(static_cast<size_t>(conns));
+  std::string block(static_cast<size_t>(size), 'x');
+  for (size_t i = 0; i < block.size(); ++i) block[i] = static_cast<char>('a' + i % 26);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  for (auto& c : cs) {
+    c.fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (c.fd < 0) die("socket");
+    if (::connect(c.fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) die("connect");
+    int one = 1;
+    ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ::fcntl(c.fd, F_SETFL, O_NONBLOCK);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = &c;
+    epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
+  }
+
+  const auto start = Clock::now();
+  const auto end = start + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(seconds));
+  for (auto& c : cs) {
+    c.sentAt = start;
+    if (!sendOrQueue(ep, c, block.data(), block.size())) die("send");
+  }
+
+  unsigned long long bytes = 0, msgs = 0;
+  std::vector<float> latencyUs;
+  latencyUs.reserve(1 << 20);
+  std::vector<char> buf(1 << 16);
+  std::vector<epoll_event> events(1024);
+  for (;;) {
+    auto now = Clock::now();
+    if (now >= end) break;
+    int timeoutMs =
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(end - now).count()) +
+        1;
+    int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), timeoutMs);
+    for (int i = 0; i < n; ++i) {
+      Conn& c = *static_cast<Conn*>(events[i].data.ptr);
+      if (events[i].events & EPOLLOUT) {
+        ssize_t w = ::send(c.fd, c.pending.data(), c.pending.size(), MSG_NOSIGNAL);
+        if (w > 0) c.pending.erase(0, static_cast<size_t>(w));
+        if (c.pending.empty()) setInterest(ep, c, false);
+      }
+      if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        ssize_t r = ::read(c.fd, buf.data(), buf.size());
+        if (r == 0 || (r < 0 && errno != EAGAIN)) {
+          std::fprintf(stderr, "server closed a connection\n");
+          return 1;
+        }
+        if (r < 0) continue;
+        bytes += static_cast<unsigned long long>(r);
+        if (!rr) {
+          if (!sendOrQueue(ep, c, buf.data(), static_cast<size_t>(r))) die("send");
+          continue;
+        }
+        c.got += static_cast<size_t>(r);
+        if (c.got >= block.size()) {  // a reply is complete: record it, send the next request
+          auto t = Clock::now();
+          latencyUs.push_back(std::chrono::duration<float, std::micro>(t - c.sentAt).count());
+          ++msgs;
+          c.got -= block.size();
+          c.sentAt = t;
+          if (!sendOrQueue(ep, c, block.data(), block.size())) die("send");
+        }
+      }
+    }
+  }
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  double p50 = 0, p99 = 0;
+  if (!latencyUs.empty()) {
+    std::sort(latencyUs.begin(), latencyUs.end());
+    p50 = latencyUs[latencyUs.size() / 2];
+    p99 = latencyUs[std::min(latencyUs.size() - 1, latencyUs.size() * 99 / 100)];
+  }
+  std::printf("bytes=%llu msgs=%llu seconds=%.4f p50_us=%.1f p99_us=%.1f\n", bytes, msgs, elapsed,
+              p50, p99);
+  return 0;
+}

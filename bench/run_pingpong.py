@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Echo benchmark driver: twist's Echo vs a raw libevent bufferevent echo vs a raw epoll echo.
+
+For every cell (block size x connections) and every round, the three servers run one after the
+other in a rotating order (interleaved, so drift on a noisy machine hits all three alike). Each
+server is pinned to CPU 0 and the client to CPU 1 (taskset). The server's CPU time comes from
+/proc/PID/schedstat (nanoseconds; /proc/PID/stat as a fallback), so every result is also given
+per server-CPU-second. Reported: medians over the rounds, and the median of the per-round ratios
+against the baselines measured in the same round.
+
+Usage (after `bazel build -c opt //bench:all`; bench/run_pingpong.sh does both):
+  bench/run_pingpong.py [--rounds 3] [--seconds 2] [--sizes 16,4096,65536] [--conns 1,10,100,1000]
+                        [--rr-sizes 16,4096] [--rr-conns 1,100]
+"""
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+SERVERS = ["twist", "libevent", "epoll"]
+BINARIES = {
+    "twist": "bazel-bin/bench/twist_echo_server",
+    "libevent": "bazel-bin/bench/libevent_echo_server",
+    "epoll": "bazel-bin/bench/epoll_echo_server",
+}
+CLIENT = "bazel-bin/bench/pingpong_client"
+
+
+def raise_fd_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+
+def cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[0]) / 1e9
+    except OSError:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_one(server, mode, size, conns, seconds):
+    srv = subprocess.Popen(["taskset", "-c", "0", BINARIES[server], "--port", "0"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                           preexec_fn=raise_fd_limit)
+    try:
+        line = srv.stdout.readline()
+        port = line.strip().rsplit(":", 1)[1]
+        cpu0 = cpu_seconds(srv.pid)
+        out = subprocess.run(["taskset", "-c", "1", CLIENT, "--port", port, "--conns", str(conns),
+                              "--size", str(size), "--seconds", str(seconds), "--mode", mode],
+                             capture_output=True, text=True, preexec_fn=raise_fd_limit,
+                             timeout=seconds + 60)
+        cpu = cpu_seconds(srv.pid) - cpu0
+    finally:
+        srv.terminate()
+        srv.wait()
+    if out.returncode != 0:
+        raise RuntimeError(f"client failed against {server}: {out.stderr.strip()}")
+    r = dict(kv.split("=") for kv in out.stdout.split())
+    r = {k: float(v) for k, v in r.items()}
+    r["cpu"] = cpu
+    return r
+
+
+def fmt(x):
+    """Three significant figures, without exponents."""
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
+
+
+def size_name(n):
+    return f"{n // 1024} KiB" if n >= 1024 else f"{n} B"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--sizes", default="16,4096,65536")
+    ap.add_argument("--conns", default="1,10,100,1000")
+    ap.add_argument("--rr-sizes", default="16,4096")
+    ap.add_argument("--rr-conns", default="1,100")
+    args = ap.parse_args()
+    for b in list(BINARIES.values()) + [CLIENT]:
+        if not os.path.exists(b):
+            sys.exit(f"{b} is missing: run `bazel build -c opt //bench:all` first")
+
+    cells = [("pingpong", s, c) for s in map(int, args.sizes.split(","))
+             for c in map(int, args.conns.split(","))]
+    if args.rr_sizes:
+        cells += [("rr", s, c) for s in map(int, args.rr_sizes.split(","))
+                  for c in map(int, args.rr_conns.split(","))]
+    results = {cell: {s: [] for s in SERVERS} for cell in cells}
+    started = time.time()
+    for rnd in range(args.rounds):
+        for i, cell in enumerate(cells):
+            order = SERVERS[(rnd + i) % 3:] + SERVERS[:(rnd + i) % 3]
+            for server in order:
+                results[cell][server].append(run_one(server, *cell, args.seconds))
+        print(f"round {rnd + 1}/{args.rounds} done ({time.time() - started:.0f} s)",
+              file=sys.stderr)
+
+    mib = 1024 * 1024
+    print(f"Echo ping-pong, {args.rounds} rounds x {args.seconds:g} s per server and cell; server "
+          "on CPU 0, client on CPU 1; medians.")
+    print("MiB/s = bytes the client read per second; per CPU-s = per second of server CPU time.\n")
+    print("| block | conns | twist MiB/s | libevent MiB/s | epoll MiB/s | twist per CPU-s | "
+          "libevent per CPU-s | epoll per CPU-s | twist/epoll (CPU-s) | twist/libevent (CPU-s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for cell in cells:
+        mode, size, conns = cell
+        if mode != "pingpong":
+            continue
+        rs = results[cell]
+        tput = {s: statistics.median(r["bytes"] / r["seconds"] / mib for r in rs[s]) for s in SERVERS}
+        eff = {s: [r["bytes"] / max(r["cpu"], 1e-9) / mib for r in rs[s]] for s in SERVERS}
+        med = {s: statistics.median(eff[s]) for s in SERVERS}
+        vs_epoll = statistics.median(t / e for t, e in zip(eff["twist"], eff["epoll"]))
+        vs_lev = statistics.median(t / e for t, e in zip(eff["twist"], eff["libevent"]))
+        print(f"| {size_name(size)} | {conns} | {fmt(tput['twist'])} | {fmt(tput['libevent'])} | "
+              f"{fmt(tput['epoll'])} | {fmt(med['twist'])} | {fmt(med['libevent'])} | "
+              f"{fmt(med['epoll'])} | {vs_epoll:.2f} | {vs_lev:.2f} |")
+
+    rr_cells = [c for c in cells if c[0] == "rr"]
+    if rr_cells:
+        print("\nClosed-loop request/response (one request in flight per connection); medians.\n")
+        print("| block | conns | server | msgs/s | msgs per CPU-s | p50 us | p99 us | "
+              "vs epoll (per CPU-s) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for cell in rr_cells:
+            _, size, conns = cell
+            rs = results[cell]
+            eff = {s: [r["msgs"] / max(r["cpu"], 1e-9) for r in rs[s]] for s in SERVERS}
+            for s in SERVERS:
+                rate = statistics.median(r["msgs"] / r["seconds"] for r in rs[s])
+                p50 = statistics.median(r["p50_us"] for r in rs[s])
+                p99 = statistics.median(r["p99_us"] for r in rs[s])
+                ratio = statistics.median(a / b for a, b in zip(eff[s], eff["epoll"]))
+                print(f"| {size_name(size)} | {conns} | {s} | {rate:.0f} | "
+                      f"{statistics.median(eff[s]):.0f} | {p50:.1f} | {p99:.1f} | {ratio:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

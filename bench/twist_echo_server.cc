@@ -1,0 +1,17 @@
+// Benchmark server: twist's Echo protocol behind listenTCP. Flags as examples/echo_server.
+#include <iostream>
+
+#include "examples/flags.h"
+#include "protocols/echo.h"
+#include "reactor/reactor.h"
+#include "transports/tcp_port.h"
+
+int main(int argc, char** argv) {
+  auto flags = twist::examples::parseServerFlags(argc, argv);
+  twist::Reactor reactor;
+  auto port = reactor.listenTCP(flags.port, twist::Factory::forProtocol<twist::Echo>(), 1024,
+                                flags.interface);
+  reactor.callWhenRunning(
+      [&] { std::cout << "listening on " << port->getHost().hostPort() << std::endl; });
+  reactor.run();
+}

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include "reactor/failure.h"
 #include "reactor/log.h"
 #include "reactor/selectable.h"
+#include "reactor/thread_pool.h"
 
 namespace twist {
 namespace {
@@ -103,7 +105,10 @@ struct Reactor::Impl : TimerQueue::Owner {
 
   static void onShutdown(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<Impl*>(arg);
-    self->fire("shutdown", [self] { self->disconnectAll(); });
+    self->fire("shutdown", [self] {
+      self->disconnectAll();
+      if (self->pool) self->pool->stop();
+    });
     self->state = State::Stopped;
     event_base_loopbreak(self->base);
   }
@@ -155,7 +160,7 @@ struct Reactor::Impl : TimerQueue::Owner {
   event_base* base = nullptr;
   State state = State::NotStarted;
   bool inLoop = false;
-  std::thread::id owner = std::this_thread::get_id();
+  std::atomic<std::thread::id> owner{std::this_thread::get_id()};
 
   TimerQueue timers;
   event* timerEvent = nullptr;
@@ -179,6 +184,8 @@ struct Reactor::Impl : TimerQueue::Owner {
   std::unordered_map<Selectable*, std::shared_ptr<Selectable>> selectables;
   std::vector<std::shared_ptr<Selectable>> graveyard;
   std::unique_ptr<char[]> readBuffer{new char[kReadBufferSize]};
+  std::unique_ptr<ThreadPool> pool;
+  size_t poolSize = 10;
 };
 
 Reactor::Reactor() : Reactor(Options{}) {}
@@ -209,6 +216,7 @@ Reactor::~Reactor() {
     log::error("reactor", "Reactor destroyed from inside its own loop; aborting.");
     std::abort();
   }
+  if (i->pool) i->pool->stop();  // first: workers may still queue callFromThread calls
   i->disconnectAll();
   i->graveyard.clear();
   for (event* e : {i->timerEvent, i->wakeEvent, i->shutdownEvent, i->reapEvent, i->iterateTimeout})
@@ -222,7 +230,7 @@ Reactor::~Reactor() {
 
 void Reactor::assertInReactorThread() const {
 #ifndef NDEBUG
-  if (std::this_thread::get_id() != impl_->owner) {
+  if (std::this_thread::get_id() != impl_->owner.load()) {
     log::error("reactor", "Reactor method called off the reactor's thread (use callFromThread).");
     std::abort();
   }
@@ -234,7 +242,7 @@ void Reactor::run() {
   Impl* i = impl_.get();
   if (i->state == State::Stopped) throw ReactorNotRestartable();
   if (i->state != State::NotStarted || i->inLoop) throw ReactorAlreadyRunning();
-  i->owner = std::this_thread::get_id();
+  i->owner.store(std::this_thread::get_id());
   if (i->options.installSignalHandlers) {
     for (int sig : {SIGINT, SIGTERM}) {
       event* e = evsignal_new(i->base, sig, &Impl::onSignal, i);
@@ -311,6 +319,26 @@ void Reactor::callFromThread(std::function<void()> fn) {
     ssize_t n = ::write(impl_->wakeFd, &one, sizeof one);
     (void)n;  // EAGAIN means the counter is already non-zero: the loop will wake anyway
   }
+}
+
+void Reactor::callInThread(std::function<void()> fn) {
+  getThreadPool().callInThread(std::move(fn));
+}
+
+ThreadPool& Reactor::getThreadPool() {
+  assertInReactorThread();
+  if (!impl_->pool) impl_->pool = std::make_unique<ThreadPool>(impl_->poolSize);
+  return *impl_->pool;
+}
+
+void Reactor::suggestThreadPoolSize(size_t maxThreads) {
+  assertInReactorThread();
+  impl_->poolSize = maxThreads;
+  if (impl_->pool) impl_->pool->adjustPoolsize(maxThreads);
+}
+
+bool Reactor::isInReactorThread() const {
+  return std::this_thread::get_id() == impl_->owner.load();
 }
 
 Reactor::TriggerId Reactor::addSystemEventTrigger(std::string_view phase,

@@ -23,8 +23,9 @@ namespace twist {
 class Port;
 class Selectable;
 class ServerFactory;
+class ThreadPool;
 
-class Reactor {
+class Reactor : public IReactorTime {
  public:
   struct Options {
     // SIGINT and SIGTERM call stop() while run() is running (libevent signal events, removed
@@ -36,7 +37,7 @@ class Reactor {
   explicit Reactor(Options options);
   // Closes every port and connection that is left (connectionLost runs with ConnectionLost),
   // cancels pending delayed calls (their handles stay safe). Must not run inside run().
-  ~Reactor();
+  ~Reactor() override;
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
 
@@ -57,11 +58,11 @@ class Reactor {
   void iterate(double maxWaitSeconds = 0);
 
   // Monotonic time in seconds; the clock of callLater.
-  double seconds() const;
+  double seconds() const override;
 
   // Runs `fn` on this reactor's thread after `delaySeconds` (0 or negative: on the next pass of
   // the loop, after pending I/O). Calls due at the same time run in the order they were made.
-  DelayedCall callLater(double delaySeconds, std::function<void()> fn);
+  DelayedCall callLater(double delaySeconds, std::function<void()> fn) override;
   template <class Rep, class Period>
   DelayedCall callLater(std::chrono::duration<Rep, Period> delay, std::function<void()> fn) {
     return callLater(std::chrono::duration<double>(delay).count(), std::move(fn));
@@ -76,6 +77,16 @@ class Reactor {
   // Calls from one thread run in the order they were made. Works before run(); functions still
   // queued when the reactor is destroyed are dropped.
   void callFromThread(std::function<void()> fn);
+
+  // Runs fn on a thread of the reactor's pool (started on first use, at most 10 threads unless
+  // suggestThreadPoolSize says otherwise; stopped and joined during shutdown, after the
+  // "before shutdown" triggers). See reactor/threads.h for deferToThread and
+  // blockingCallFromThread. Call on the reactor thread.
+  void callInThread(std::function<void()> fn);
+  ThreadPool& getThreadPool();
+  void suggestThreadPoolSize(size_t maxThreads);
+  // True when called on the thread that drives this reactor. Thread safe.
+  bool isInReactorThread() const;
 
   using TriggerId = uint64_t;
   // Registers `fn` to run in `phase` ("before", "during" or "after") of the system event

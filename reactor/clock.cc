@@ -1,0 +1,18 @@
+#include "reactor/clock.h"
+
+#include <exception>
+
+namespace twist {
+
+void Clock::advance(double amount) {
+  now_ += amount;
+  std::exception_ptr first;
+  while (!queue_.empty() && queue_.nextTime() <= now_) {
+    queue_.runDue(now_, [&first] {
+      if (!first) first = std::current_exception();
+    });
+  }
+  if (first) std::rethrow_exception(first);
+}
+
+}  // namespace twist

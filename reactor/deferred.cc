@@ -1,0 +1,11 @@
+#include "reactor/deferred.h"
+
+#include "reactor/log.h"
+
+namespace twist::detail {
+
+void logUnhandledFailure(const Failure& f) {
+  log::error("defer", "Unhandled error in Deferred: " + f.toString());
+}
+
+}  // namespace twist::detail

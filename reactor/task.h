@@ -1,0 +1,81 @@
+// Public. Timed helpers from twisted.internet.task: deferLater and LoopingCall. Both take any
+// IReactorTime: the Reactor, or a Clock in tests.
+#pragma once
+
+#include <functional>
+#include <type_traits>
+
+#include "reactor/deferred.h"
+#include "reactor/delayed_call.h"
+
+namespace twist {
+
+// A Deferred that fires with fn()'s result `delaySeconds` from now (or with its exception).
+// Cancelling the Deferred cancels the call.
+template <class F>
+auto deferLater(IReactorTime& clock, double delaySeconds, F fn) {
+  using R = std::invoke_result_t<F>;
+  auto call = std::make_shared<DelayedCall>();
+  Deferred<R> d([call](Deferred<R>&) {
+    if (call->active()) call->cancel();
+  });
+  *call = clock.callLater(delaySeconds, [d, fn = std::move(fn)]() mutable {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        fn();
+        d.callback();
+      } else {
+        d.callback(fn());
+      }
+    } catch (...) {
+      d.errback(Failure::current());
+    }
+  });
+  return d;
+}
+
+// Calls a function every `interval` seconds (twisted.internet.task.LoopingCall). Calls are
+// scheduled on the grid start + k * interval; when a call runs late and whole intervals were
+// missed, they are skipped, not run in a burst, and withCount's function is told how many
+// intervals passed since its last call. Stopped by stop(), by destruction, or by the function
+// throwing. Not thread safe.
+class LoopingCall {
+ public:
+  LoopingCall(IReactorTime& clock, std::function<void()> fn);
+  // fn(count): count is the number of intervals since the previous call (1 unless some were
+  // skipped). Twisted's LoopingCall.withCount.
+  static LoopingCall withCount(IReactorTime& clock, std::function<void(int)> fn);
+  ~LoopingCall();
+  LoopingCall(LoopingCall&&) = delete;
+  LoopingCall& operator=(LoopingCall&&) = delete;
+
+  // Starts calling; the first call now (or after one interval if !now). The Deferred fires when
+  // stop() is called, or errbacks with the function's exception (which also stops the loop).
+  // Throws std::logic_error if already running, std::invalid_argument for a negative interval.
+  Deferred<void> start(double intervalSeconds, bool now = true);
+  // Stops; the Deferred from start() fires. Throws std::logic_error if not running.
+  void stop();
+  // Restarts the interval grid from now (the next call is one interval away).
+  void reset();
+  bool running() const { return running_; }
+  double interval() const { return interval_; }
+  // How many calls ran since start().
+  long calls() const { return calls_; }
+
+ private:
+  LoopingCall(IReactorTime& clock, std::function<void(int)> fn, int);
+  void run();
+  void scheduleNext();
+
+  IReactorTime& clock_;
+  std::function<void(int)> fn_;
+  bool running_ = false;
+  double interval_ = 0;
+  double start_ = 0;
+  long lastIndex_ = 0;  // grid index of the previous call
+  long calls_ = 0;
+  DelayedCall next_;
+  Deferred<void> deferred_;
+};
+
+}  // namespace twist

@@ -1,0 +1,362 @@
+// Deferred: Twisted's callback-chain semantics, helpers, and C++20 coroutines.
+#include "reactor/deferred.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "reactor/clock.h"
+#include "reactor/task.h"
+#include "tests/test_util.h"
+
+namespace twist {
+namespace {
+
+using testing::LogCaptureScope;
+
+TEST(Deferred, CallbacksRunInOrderOnTheValue) {
+  Deferred<int> d;
+  std::vector<int> seen;
+  d.addCallback([&](int v) {
+    seen.push_back(v);
+    return v + 1;
+  });
+  d.addCallback([&](int v) {
+    seen.push_back(v);
+    return v * 10;
+  });
+  EXPECT_FALSE(d.called());
+  d.callback(1);
+  EXPECT_TRUE(d.called());
+  EXPECT_EQ(seen, (std::vector<int>{1, 2}));
+  int last = 0;
+  d.addCallback([&](int v) {  // added after the result: runs at once on the current value
+    last = v;
+    return v;
+  });
+  EXPECT_EQ(last, 20);
+}
+
+TEST(Deferred, ACallbackMayChangeTheType) {
+  Deferred<int> d;
+  std::string got;
+  Deferred<std::string> s = d.addCallback([](int v) { return std::to_string(v) + "!"; });
+  s.addCallback([&](std::string v) {
+    got = v;
+    return v;
+  });
+  d.callback(42);
+  EXPECT_EQ(got, "42!");
+  // The int Deferred handed its chain on: adding to it again is a clear error.
+  EXPECT_THROW(d.addCallback([](int v) { return v; }), std::logic_error);
+}
+
+TEST(Deferred, ExceptionsBecomeFailuresAndErrbacksRecover) {
+  Deferred<int> d;
+  std::vector<std::string> trace;
+  d.addCallback([&](int) -> int { throw std::runtime_error("bad value"); });
+  d.addCallback([&](int v) {
+    trace.push_back("skipped callback");
+    return v;
+  });
+  d.addErrback([&](const Failure& f) {
+    trace.push_back("errback: " + f.getErrorMessage());
+    EXPECT_TRUE(f.check<std::runtime_error>());
+    return 7;  // recover
+  });
+  d.addCallback([&](int v) {
+    trace.push_back("recovered with " + std::to_string(v));
+    return v;
+  });
+  d.callback(1);
+  EXPECT_EQ(trace, (std::vector<std::string>{"errback: bad value", "recovered with 7"}));
+}
+
+TEST(Deferred, ErrbackCanKeepFailing) {
+  Deferred<int> d;
+  int errbacks = 0;
+  d.addErrback([&](const Failure& f) -> Failure {
+    ++errbacks;
+    return f;
+  });
+  d.addErrback([&](const Failure& f) -> int {
+    ++errbacks;
+    f.trap<ConnectionDone>();  // not a ConnectionDone: rethrows
+    return 0;
+  });
+  bool sawLost = false;
+  d.addErrback([&](const Failure& f) {
+    sawLost = f.check<ConnectionLost>();
+    return -1;
+  });
+  d.errback(ConnectionLost(ECONNRESET));
+  EXPECT_EQ(errbacks, 2);
+  EXPECT_TRUE(sawLost);
+}
+
+TEST(Deferred, AddCallbacksRunsExactlyOneOfThePair) {
+  Deferred<int> d;
+  std::string which;
+  d.addCallbacks([&](int) -> int { throw std::runtime_error("from the callback"); },
+                 [&](const Failure&) {
+                   which += "eb";
+                   return 0;
+                 });
+  d.addErrback([&](const Failure& f) {
+    which += "next-eb:" + f.getErrorMessage();
+    return 0;
+  });
+  d.callback(1);
+  EXPECT_EQ(which, "next-eb:from the callback");
+}
+
+TEST(Deferred, AddBothRunsOnValueAndFailure) {
+  int cleanups = 0;
+  Deferred<int> ok;
+  ok.addBoth([&] { ++cleanups; });
+  ok.callback(1);
+  Deferred<int> bad;
+  bad.addBoth([&] { ++cleanups; });
+  bad.addErrback([](const Failure&) { return 0; });
+  bad.errback(std::runtime_error("x"));
+  EXPECT_EQ(cleanups, 2);
+}
+
+TEST(Deferred, ChainWaitsForANestedDeferred) {
+  Deferred<int> outer;
+  Deferred<int> inner;
+  std::vector<int> seen;
+  outer.addCallback([&](int v) {
+    seen.push_back(v);
+    return inner;
+  });
+  outer.addCallback([&](int v) {
+    seen.push_back(v);
+    return v;
+  });
+  outer.callback(1);
+  EXPECT_EQ(seen, (std::vector<int>{1}));
+  EXPECT_FALSE(outer.hasResult());
+  inner.callback(2);
+  EXPECT_EQ(seen, (std::vector<int>{1, 2}));
+  EXPECT_TRUE(outer.hasResult());
+}
+
+TEST(Deferred, NestedDeferredOfAnotherType) {
+  Deferred<int> d;
+  Deferred<std::string> later;
+  std::string got;
+  d.addCallback([&](int) { return later; }).addCallback([&](std::string s) {
+    got = s;
+    return s.size();
+  });
+  d.callback(0);
+  EXPECT_EQ(got, "");
+  later.callback("done");
+  EXPECT_EQ(got, "done");
+}
+
+TEST(Deferred, CallingTwiceIsAnError) {
+  Deferred<int> d;
+  d.callback(1);
+  EXPECT_THROW(d.callback(2), AlreadyCalledError);
+  EXPECT_THROW(d.errback(std::runtime_error("x")), AlreadyCalledError);
+}
+
+TEST(Deferred, CancelRunsTheCancellerAndFailsWithCancelledError) {
+  bool cancellerRan = false;
+  Deferred<int> d([&](Deferred<int>&) { cancellerRan = true; });
+  bool cancelled = false;
+  d.addErrback([&](const Failure& f) {
+    cancelled = f.check<CancelledError>();
+    return 0;
+  });
+  d.cancel();
+  EXPECT_TRUE(cancellerRan);
+  EXPECT_TRUE(cancelled);
+  d.callback(5);  // the operation finishing late is ignored after a cancel
+}
+
+TEST(Deferred, CancelWhileWaitingCancelsTheNestedDeferred) {
+  Deferred<int> inner;
+  Deferred<int> outer;
+  outer.addCallback([&](int) { return inner; });
+  outer.callback(1);
+  bool outerCancelled = false;
+  outer.addErrback([&](const Failure& f) {
+    outerCancelled = f.check<CancelledError>();
+    return 0;
+  });
+  outer.cancel();
+  EXPECT_TRUE(inner.called());
+  EXPECT_TRUE(outerCancelled);
+}
+
+TEST(Deferred, UnhandledFailureIsLoggedWhenTheDeferredDies) {
+  LogCaptureScope logs;
+  {
+    Deferred<int> d;
+    d.errback(std::runtime_error("nobody handled me"));
+  }
+  EXPECT_EQ(logs->count("Unhandled error in Deferred"), 1);
+  EXPECT_EQ(logs->count("nobody handled me"), 1);
+  {
+    Deferred<int> d;
+    d.errback(std::runtime_error("handled"));
+    d.addErrback([](const Failure&) { return 0; });
+  }
+  EXPECT_EQ(logs->count("handled"), 1);  // only the first one
+}
+
+TEST(Deferred, VoidDeferred) {
+  Deferred<void> d;
+  int calls = 0;
+  d.addCallback([&] { ++calls; });
+  d.addCallback([&] { ++calls; });
+  d.callback();
+  EXPECT_EQ(calls, 2);
+  Deferred<int> toInt = succeed().addCallback([] { return 3; });
+  int v = 0;
+  toInt.addCallback([&](int x) {
+    v = x;
+    return x;
+  });
+  EXPECT_EQ(v, 3);
+}
+
+TEST(Deferred, MoveOnlyValues) {
+  Deferred<std::unique_ptr<int>> d;
+  int got = 0;
+  d.addCallback([](std::unique_ptr<int> p) {
+    *p += 1;
+    return p;
+  });
+  d.addCallback([&](std::unique_ptr<int> p) {
+    got = *p;
+    return p;
+  });
+  d.callback(std::make_unique<int>(41));
+  EXPECT_EQ(got, 42);
+}
+
+TEST(Deferred, SucceedFailGatherAndList) {
+  std::vector<int> all;
+  std::vector<Deferred<int>> ds = {Deferred<int>(), succeed(2), Deferred<int>()};
+  gatherResults(ds).addCallback([&](std::vector<int> v) {
+    all = v;
+    return v;
+  });
+  ds[2].callback(3);
+  EXPECT_TRUE(all.empty());
+  ds[0].callback(1);
+  EXPECT_EQ(all, (std::vector<int>{1, 2, 3}));
+
+  std::string firstError;
+  std::vector<Deferred<int>> es = {Deferred<int>(),
+                                   fail<int>(Failure::of(std::runtime_error("e1")))};
+  gatherResults(es).addErrback([&](const Failure& f) {
+    firstError = f.getErrorMessage();
+    return std::vector<int>{};
+  });
+  EXPECT_EQ(firstError, "e1");
+  es[0].errback(std::runtime_error("e2"));  // consumed, not logged as unhandled
+
+  std::vector<Outcome<int>> outcomes;
+  std::vector<Deferred<int>> ls = {succeed(1), fail<int>(Failure::of(std::runtime_error("no")))};
+  DeferredList(ls).addCallback([&](std::vector<Outcome<int>> v) {
+    outcomes = std::move(v);
+    return 0;
+  });
+  ASSERT_EQ(outcomes.size(), 2u);
+  EXPECT_EQ(std::get<0>(outcomes[0]), 1);
+  EXPECT_EQ(std::get<1>(outcomes[1]).getErrorMessage(), "no");
+}
+
+// ---- coroutines ----
+
+Deferred<int> addLater(Deferred<int> a, Deferred<int> b) {
+  int x = co_await a;
+  int y = co_await b;
+  co_return x + y;
+}
+
+Deferred<std::string> describe(Deferred<int> d) {
+  try {
+    int v = co_await d;
+    co_return "value " + std::to_string(v);
+  } catch (const ConnectionLost& e) {
+    co_return std::string("lost: ") + e.what();
+  }
+}
+
+Deferred<void> throwsAfterAwait(Deferred<int> d) {
+  co_await d;
+  throw std::runtime_error("thrown in a coroutine");
+}
+
+TEST(Coroutines, AwaitValues) {
+  Deferred<int> a, b;
+  Deferred<int> sum = addLater(a, b);
+  EXPECT_FALSE(sum.called());
+  a.callback(2);
+  EXPECT_FALSE(sum.called());
+  b.callback(40);
+  int got = 0;
+  sum.addCallback([&](int v) {
+    got = v;
+    return v;
+  });
+  EXPECT_EQ(got, 42);
+}
+
+TEST(Coroutines, AwaitAnAlreadyFiredDeferredDoesNotSuspend) {
+  int got = 0;
+  addLater(succeed(1), succeed(2)).addCallback([&](int v) {
+    got = v;
+    return v;
+  });
+  EXPECT_EQ(got, 3);
+}
+
+TEST(Coroutines, AwaitedFailureIsThrownAndCanBeCaught) {
+  Deferred<int> d;
+  std::string got;
+  describe(d).addCallback([&](std::string s) {
+    got = s;
+    return s;
+  });
+  d.errback(ConnectionLost(ECONNRESET));
+  EXPECT_NE(got.find("lost: "), std::string::npos) << got;
+}
+
+TEST(Coroutines, EscapingExceptionBecomesTheFailure) {
+  Deferred<int> d;
+  std::string error;
+  throwsAfterAwait(d).addErrback([&](const Failure& f) { error = f.getErrorMessage(); });
+  d.callback(1);
+  EXPECT_EQ(error, "thrown in a coroutine");
+}
+
+Deferred<int> sleeper(Clock& clock) {
+  co_await deferLater(clock, 5, [] {});
+  int v = co_await deferLater(clock, 1, [] { return 7; });
+  co_return v * 6;
+}
+
+TEST(Coroutines, AwaitTimersOnAFakeClock) {
+  Clock clock;
+  int got = 0;
+  sleeper(clock).addCallback([&](int v) {
+    got = v;
+    return v;
+  });
+  clock.advance(5);
+  EXPECT_EQ(got, 0);
+  clock.advance(1);
+  EXPECT_EQ(got, 42);
+}
+
+}  // namespace
+}  // namespace twist

@@ -1,0 +1,167 @@
+// Threads: callFromThread under load, the thread pool, deferToThread, blockingCallFromThread,
+// and the pool being joined at shutdown. Also run under ThreadSanitizer (//tests:threaded).
+#include "reactor/threads.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "reactor/reactor.h"
+#include "reactor/task.h"
+#include "reactor/thread_pool.h"
+#include "tests/test_util.h"
+
+namespace twist {
+namespace {
+
+using testing::quietOptions;
+using testing::runUntil;
+
+TEST(CallFromThread, EightThreadsTenThousandCallsEachArriveInPerThreadOrder) {
+  Reactor r(quietOptions());
+  constexpr int kThreads = 8, kCalls = 10000;
+  std::vector<std::vector<int>> seen(kThreads);  // touched on the reactor thread only
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ready.fetch_add(1);
+      while (ready.load() < kThreads) {
+      }
+      for (int i = 0; i < kCalls; ++i) r.callFromThread([&seen, t, i] { seen[t].push_back(i); });
+    });
+  }
+  auto total = [&] {
+    size_t n = 0;
+    for (auto& v : seen) n += v.size();
+    return n;
+  };
+  ASSERT_TRUE(runUntil(
+      r, [&] { return total() == size_t{kThreads} * kCalls; }, 60));
+  for (auto& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_EQ(seen[t].size(), size_t{kCalls});
+    for (int i = 0; i < kCalls; ++i) ASSERT_EQ(seen[t][i], i) << "thread " << t;
+  }
+}
+
+TEST(ThreadPool, DeferToThreadDeliversResultsOnTheReactorThread) {
+  Reactor r(quietOptions());
+  std::thread::id reactorThread = std::this_thread::get_id();
+  std::thread::id workerThread, callbackThread;
+  int got = 0;
+  deferToThread(r, [&] {
+    workerThread = std::this_thread::get_id();
+    return 6 * 7;
+  }).addCallback([&](int v) {
+    callbackThread = std::this_thread::get_id();
+    got = v;
+    return v;
+  });
+  ASSERT_TRUE(runUntil(r, [&] { return got != 0; }));
+  EXPECT_EQ(got, 42);
+  EXPECT_NE(workerThread, reactorThread);
+  EXPECT_EQ(callbackThread, reactorThread);
+}
+
+TEST(ThreadPool, DeferToThreadExceptionBecomesTheFailure) {
+  Reactor r(quietOptions());
+  std::string error;
+  deferToThread(r, []() -> int {
+    throw std::runtime_error("worker failed");
+  }).addErrback([&](const Failure& f) {
+    error = f.getErrorMessage();
+    return 0;
+  });
+  bool voidDone = false;
+  deferToThread(r, [] {}).addCallback([&] { voidDone = true; });
+  ASSERT_TRUE(runUntil(r, [&] { return !error.empty() && voidDone; }));
+  EXPECT_EQ(error, "worker failed");
+}
+
+TEST(ThreadPool, RespectsItsSize) {
+  Reactor r(quietOptions());
+  r.suggestThreadPoolSize(2);
+  std::atomic<int> running{0}, most{0}, done{0};
+  for (int i = 0; i < 8; ++i) {
+    r.callInThread([&] {
+      int now = running.fetch_add(1) + 1;
+      int m = most.load();
+      while (now > m && !most.compare_exchange_weak(m, now)) {
+      }
+      for (volatile int spin = 0; spin < 100000; ++spin) {
+      }
+      running.fetch_sub(1);
+      done.fetch_add(1);
+    });
+  }
+  ASSERT_TRUE(runUntil(r, [&] { return done.load() == 8; }));
+  EXPECT_LE(most.load(), 2);
+  EXPECT_LE(r.getThreadPool().threads(), 2u);
+}
+
+TEST(ThreadPool, ShutdownWaitsForRunningWorkAndJoins) {
+  Reactor r(quietOptions());
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<bool> started{false}, finished{false};
+  r.callWhenRunning([&] {
+    r.callInThread([&] {
+      started = true;
+      std::unique_lock<std::mutex> lock(m);
+      cv.wait(lock, [&] { return release; });
+      finished = true;
+    });
+    std::function<void()> waitStarted = [&] {
+      if (!started) {
+        r.callLater(0.001, waitStarted);
+        return;
+      }
+      r.stop();
+    };
+    waitStarted();
+  });
+  r.addSystemEventTrigger("before", "shutdown", [&] {
+    EXPECT_FALSE(finished.load());
+    {
+      std::lock_guard<std::mutex> lock(m);
+      release = true;
+    }
+    cv.notify_all();
+  });
+  r.run();
+  EXPECT_TRUE(finished.load());  // joined before run() returned
+  EXPECT_TRUE(r.getThreadPool().stopped());
+}
+
+TEST(BlockingCallFromThread, ReturnsValuesDeferredResultsAndExceptions) {
+  Reactor r(quietOptions());
+  std::atomic<bool> done{false};
+  int plain = 0, deferred = 0;
+  std::string error;
+  std::thread t([&] {
+    plain = blockingCallFromThread(r, [&] { return r.isInReactorThread() ? 1 : -1; });
+    deferred = blockingCallFromThread(r, [&] { return deferLater(r, 0.01, [] { return 2; }); });
+    try {
+      blockingCallFromThread(r, []() -> int { throw std::runtime_error("on the reactor"); });
+    } catch (const std::runtime_error& e) {
+      error = e.what();
+    }
+    blockingCallFromThread(r, [] {});
+    done = true;
+  });
+  ASSERT_TRUE(runUntil(r, [&] { return done.load(); }));
+  t.join();
+  EXPECT_EQ(plain, 1);
+  EXPECT_EQ(deferred, 2);
+  EXPECT_EQ(error, "on the reactor");
+  EXPECT_THROW(blockingCallFromThread(r, [] { return 0; }), std::logic_error);
+}
+
+}  // namespace
+}  // namespace twist

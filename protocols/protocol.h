@@ -11,6 +11,7 @@
 
 namespace twist {
 
+class Connector;
 class Factory;
 
 // One connection's behaviour. The transport calls, on the reactor's thread and never
@@ -87,6 +88,26 @@ class Factory {
 // A factory for listening ports.
 class ServerFactory : public Factory {};
 
+class ClientFactory;
+
+// A factory for connectTCP. Besides building the protocol it hears how each attempt goes; all
+// calls come on the reactor thread. `connector` can retry with connector.connect() (keep
+// connector.shared_from_this() to do it later).
+class ClientFactory : public Factory {
+ public:
+  // An attempt is starting (connectTCP, or Connector::connect).
+  virtual void startedConnecting(Connector& connector) {}
+  // The attempt failed: reason is a ConnectionRefusedError, TimeoutError, DNSLookupError,
+  // UserError (stopConnecting), NoProtocol or another ConnectError.
+  virtual void clientConnectionFailed(Connector& connector, const Failure& reason) {}
+  // An established connection ended (after its protocol's connectionLost), with the same reason.
+  virtual void clientConnectionLost(Connector& connector, const Failure& reason) {}
+
+  // A ClientFactory whose buildProtocol makes P(args...).
+  template <class P, class... Args>
+  static std::shared_ptr<ClientFactory> forProtocol(Args... args);
+};
+
 namespace detail {
 template <class P, class Base, class... Args>
 class ProtocolFactory : public Base {
@@ -104,6 +125,11 @@ class ProtocolFactory : public Base {
 template <class P, class... Args>
 std::shared_ptr<ServerFactory> Factory::forProtocol(Args... args) {
   return std::make_shared<detail::ProtocolFactory<P, ServerFactory, Args...>>(std::move(args)...);
+}
+
+template <class P, class... Args>
+std::shared_ptr<ClientFactory> ClientFactory::forProtocol(Args... args) {
+  return std::make_shared<detail::ProtocolFactory<P, ClientFactory, Args...>>(std::move(args)...);
 }
 
 }  // namespace twist

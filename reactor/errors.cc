@@ -1,5 +1,6 @@
 #include "reactor/errors.h"
 
+#include <cerrno>
 #include <cstring>
 #include <utility>
 
@@ -24,5 +25,28 @@ std::string lostMessage(int osError, const std::string& detail) {
 
 ConnectionLost::ConnectionLost(int osError, const std::string& detail)
     : ConnectionClosed(lostMessage(osError, detail)), osError_(osError) {}
+
+ConnectError::ConnectError(const std::string& why, int osError)
+    : Error("An error occurred while connecting: " +
+            (osError != 0 ? std::to_string(osError) + ": " + std::strerror(osError) + ". " : "") +
+            why),
+      osError_(osError) {}
+
+ConnectionRefusedError::ConnectionRefusedError()
+    : ConnectError(ECONNREFUSED, "Connection was refused by other side: " +
+                                     std::to_string(ECONNREFUSED) + ": Connection refused.") {}
+
+TimeoutError::TimeoutError(int osError)
+    : ConnectError(osError, osError != 0 ? std::string("Connection timed out: ") +
+                                               std::strerror(osError) + "."
+                                         : std::string("User timeout caused connection failure.")) {
+}
+
+DNSLookupError::DNSLookupError(const std::string& host, const std::string& why)
+    : ConnectError(0, "DNS lookup failed: address '" + host + "' not found: " + why + ".") {}
+
+UserError::UserError(const std::string& why) : ConnectError(0, why) {}
+
+NoProtocol::NoProtocol() : ConnectError(0, "The factory's buildProtocol returned no protocol.") {}
 
 }  // namespace twist

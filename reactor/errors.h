@@ -91,4 +91,49 @@ class ConnectionAborted : public ConnectionLost {
   ConnectionAborted() : ConnectionLost("Connection was aborted locally.", 0) {}
 };
 
+// ---- connecting (Reactor::connectTCP) ----
+
+// An outgoing connection attempt failed. osError() is the errno (0 if none).
+class ConnectError : public Error {
+ public:
+  explicit ConnectError(const std::string& why, int osError = 0);
+  int osError() const { return osError_; }
+
+ protected:
+  ConnectError(int osError, const std::string& message) : Error(message), osError_(osError) {}
+
+ private:
+  int osError_;
+};
+
+// The peer refused the connection (ECONNREFUSED: nothing listens there).
+class ConnectionRefusedError : public ConnectError {
+ public:
+  ConnectionRefusedError();
+};
+
+// The attempt took longer than its timeout (or the OS gave up: osError() is ETIMEDOUT).
+class TimeoutError : public ConnectError {
+ public:
+  explicit TimeoutError(int osError = 0);
+};
+
+// The host name did not resolve.
+class DNSLookupError : public ConnectError {
+ public:
+  DNSLookupError(const std::string& host, const std::string& why);
+};
+
+// The attempt was stopped by Connector::stopConnecting (or the reactor shut down).
+class UserError : public ConnectError {
+ public:
+  explicit UserError(const std::string& why = "User aborted connection.");
+};
+
+// The client factory's buildProtocol returned nullptr.
+class NoProtocol : public ConnectError {
+ public:
+  NoProtocol();
+};
+
 }  // namespace twist

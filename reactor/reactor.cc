@@ -1,5 +1,6 @@
 #include "reactor/reactor.h"
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -186,6 +187,7 @@ struct Reactor::Impl : TimerQueue::Owner {
   std::unique_ptr<char[]> readBuffer{new char[kReadBufferSize]};
   std::unique_ptr<ThreadPool> pool;
   size_t poolSize = 10;
+  evdns_base* dns = nullptr;
 };
 
 Reactor::Reactor() : Reactor(Options{}) {}
@@ -221,6 +223,13 @@ Reactor::~Reactor() {
   i->graveyard.clear();
   for (event* e : {i->timerEvent, i->wakeEvent, i->shutdownEvent, i->reapEvent, i->iterateTimeout})
     event_free(e);
+  if (i->dns != nullptr) {
+    // A cancelled lookup finishes in a libevent deferred callback; with every connection and all
+    // of our own events gone, one pass of the loop runs only such internal work.
+    event_base_loop(i->base, EVLOOP_NONBLOCK);
+    evdns_base_free(i->dns, 1);
+    event_base_loop(i->base, EVLOOP_NONBLOCK);
+  }
   ::close(i->wakeFd);
   impl_->triggers.clear();
   event_base* base = i->base;
@@ -365,6 +374,41 @@ void Reactor::fireSystemEvent(std::string_view eventType) {
 }
 
 event_base* Reactor::eventBase() const { return impl_->base; }
+
+evdns_base* Reactor::dnsBase() {
+  assertInReactorThread();
+  if (impl_->dns == nullptr) {
+    // DISABLE_WHEN_INACTIVE: an idle resolver keeps no event registered in the loop.
+    impl_->dns = evdns_base_new(
+        impl_->base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (impl_->dns == nullptr) throw std::runtime_error("twist: evdns_base_new failed");
+  }
+  return impl_->dns;
+}
+
+void Reactor::setNameservers(const std::vector<std::string>& servers) {
+  assertInReactorThread();
+  if (impl_->dns == nullptr) {
+    impl_->dns = evdns_base_new(impl_->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (impl_->dns == nullptr) throw std::runtime_error("twist: evdns_base_new failed");
+    evdns_base_load_hosts(impl_->dns, "/etc/hosts");
+  } else {
+    evdns_base_clear_nameservers_and_suspend(impl_->dns);
+  }
+  for (const auto& server : servers) {
+    if (evdns_base_nameserver_ip_add(impl_->dns, server.c_str()) != 0) {
+      evdns_base_resume(impl_->dns);
+      throw std::invalid_argument("not a name server address: '" + server + "'");
+    }
+  }
+  evdns_base_resume(impl_->dns);
+}
+
+void Reactor::setResolverOption(const std::string& option, const std::string& value) {
+  if (evdns_base_set_option(dnsBase(), option.c_str(), value.c_str()) != 0) {
+    throw std::invalid_argument("bad resolver option " + option + " " + value);
+  }
+}
 
 void Reactor::addSelectable(std::shared_ptr<Selectable> s) {
   Selectable* raw = s.get();

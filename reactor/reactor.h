@@ -11,15 +11,20 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "reactor/delayed_call.h"
 
 struct event_base;
+struct evdns_base;
 
 namespace twist {
 
+class ClientFactory;
+class Connector;
 class Port;
 class Selectable;
 class ServerFactory;
@@ -106,7 +111,27 @@ class Reactor : public IReactorTime {
   std::shared_ptr<Port> listenTCP(uint16_t port, std::shared_ptr<ServerFactory> factory,
                                   int backlog = 50, std::string_view interface = "");
 
+  // Connects to host:port (an IPv4 or IPv6 address, or a name resolved without blocking through
+  // /etc/hosts and the DNS servers of /etc/resolv.conf, or those given to setNameservers). Each
+  // resolved address is tried in turn. `timeout` (seconds, 0 = none) covers resolving and
+  // connecting. `bindAddress` picks the local (host, port). The factory hears how it goes
+  // (ClientFactory). Defined in //transports:tcp.
+  std::shared_ptr<Connector> connectTCP(
+      std::string_view host, uint16_t port, std::shared_ptr<ClientFactory> factory,
+      double timeout = 30,
+      std::optional<std::pair<std::string, uint16_t>> bindAddress = std::nullopt);
+
+  // Resolve names with these DNS servers ("127.0.0.1", "127.0.0.1:5353", "[::1]:53") instead of
+  // those of /etc/resolv.conf; /etc/hosts is still read first. Throws std::invalid_argument
+  // for a server that is not an IP address.
+  void setNameservers(const std::vector<std::string>& servers);
+  // A libevent resolver option ("timeout:", "attempts:", ...), see evdns_base_set_option.
+  void setResolverOption(const std::string& option, const std::string& value);
+
   // ---- For transports (not needed to write protocols) ----
+
+  // The reactor's libevent DNS resolver (made on first use).
+  evdns_base* dnsBase();
 
   event_base* eventBase() const;
   // The reactor keeps `s` alive until removeSelectable, and ends it at shutdown.

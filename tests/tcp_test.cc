@@ -585,19 +585,15 @@ TEST(Tcp, StopClosesPortsAfterBeforeShutdownTriggersAndLosesConnections) {
     listeningBefore = port->listening();
     connectedBefore = f->conns.size() == 1 && f->conns[0]->lost == 0;
   });
-  r.callWhenRunning([&] {
-    r.callLater(0, [&] {
-      // Wait for the accept before stopping.
-      std::function<void()> check = [&] {
-        if (f->conns.empty()) {
-          r.callLater(0.005, check);
-        } else {
-          r.stop();
-        }
-      };
-      check();
-    });
-  });
+  // Outlives run(): the copies callLater holds refer to it.
+  std::function<void()> stopOnceAccepted = [&] {
+    if (f->conns.empty()) {
+      r.callLater(0.005, stopOnceAccepted);
+    } else {
+      r.stop();
+    }
+  };
+  r.callWhenRunning(stopOnceAccepted);
   r.run();
   ::close(fd);
   EXPECT_TRUE(listeningBefore);

@@ -110,6 +110,14 @@ TEST(ThreadPool, ShutdownWaitsForRunningWorkAndJoins) {
   std::condition_variable cv;
   bool release = false;
   std::atomic<bool> started{false}, finished{false};
+  // Outlives run(): the copies callLater holds refer to it.
+  std::function<void()> stopOnceStarted = [&] {
+    if (!started) {
+      r.callLater(0.001, stopOnceStarted);
+      return;
+    }
+    r.stop();
+  };
   r.callWhenRunning([&] {
     r.callInThread([&] {
       started = true;
@@ -117,14 +125,7 @@ TEST(ThreadPool, ShutdownWaitsForRunningWorkAndJoins) {
       cv.wait(lock, [&] { return release; });
       finished = true;
     });
-    std::function<void()> waitStarted = [&] {
-      if (!started) {
-        r.callLater(0.001, waitStarted);
-        return;
-      }
-      r.stop();
-    };
-    waitStarted();
+    stopOnceStarted();
   });
   r.addSystemEventTrigger("before", "shutdown", [&] {
     EXPECT_FALSE(finished.load());

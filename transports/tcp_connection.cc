@@ -299,6 +299,7 @@ void Connection::closeNow(const Failure& reason) {
   } catch (...) {
     logError("Unhandled exception in connectionLost: " + Failure::current().toString());
   }
+  connectionEnded(why);
   reactor_.removeSelectable(this);  // last: may free this object once the callback returns
 }
 

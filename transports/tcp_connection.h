@@ -52,6 +52,10 @@ class Connection : public ITransport, public Selectable {
   // Selectable
   void reactorShutdown() override;
 
+ protected:
+  // Called once, after the protocol's connectionLost returned (a Client tells its Connector).
+  virtual void connectionEnded(const Failure& reason) {}
+
  private:
   enum class State {
     Connected,      // reading and writing

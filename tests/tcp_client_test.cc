@@ -1,0 +1,427 @@
+// connectTCP: Connector, Client, ClientFactory and ReconnectingClientFactory through real
+// sockets on loopback, and a DNS responder the test runs itself (no real DNS server needed).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "protocols/echo.h"
+#include "protocols/protocol.h"
+#include "protocols/reconnecting.h"
+#include "reactor/clock.h"
+#include "reactor/errors.h"
+#include "reactor/reactor.h"
+#include "tests/test_util.h"
+#include "transports/tcp_connector.h"
+#include "transports/tcp_port.h"
+
+namespace twist {
+namespace {
+
+using testing::quietOptions;
+using testing::runUntil;
+
+// Sends `greeting` when connected, collects replies, closes after `expect` bytes.
+class Greeter : public Protocol {
+ public:
+  Greeter(std::string greeting, size_t expect, std::string* out)
+      : greeting_(std::move(greeting)), expect_(expect), out_(out) {}
+  void connectionMade() override { transport()->write(greeting_); }
+  void dataReceived(std::string_view d) override {
+    out_->append(d);
+    if (out_->size() >= expect_) transport()->loseConnection();
+  }
+
+ private:
+  std::string greeting_;
+  size_t expect_;
+  std::string* out_;
+};
+
+// Records what a ClientFactory hears.
+class RecordingFactory : public ClientFactory {
+ public:
+  std::function<std::unique_ptr<Protocol>()> make;
+  std::unique_ptr<Protocol> buildProtocol(const Address& addr) override {
+    peer = addr;
+    ++built;
+    return make ? make() : nullptr;
+  }
+  void startFactory() override { ++starts; }
+  void stopFactory() override { ++stops; }
+  void startedConnecting(Connector&) override { ++started; }
+  void clientConnectionFailed(Connector&, const Failure& r) override {
+    ++failed;
+    reason = r;
+  }
+  void clientConnectionLost(Connector&, const Failure& r) override {
+    ++lost;
+    reason = r;
+  }
+  int built = 0, starts = 0, stops = 0, started = 0, failed = 0, lost = 0;
+  Failure reason;
+  Address peer;
+};
+
+uint16_t echoPort(Reactor& r, std::string_view iface = "127.0.0.1") {
+  static std::vector<std::shared_ptr<Port>> keep;
+  auto p = r.listenTCP(0, Factory::forProtocol<Echo>(), 50, iface);
+  return p->getHost().port();
+}
+
+// A port on which nothing listens (bound, then closed).
+uint16_t closedPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  socklen_t len = sizeof sa;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  ::close(fd);
+  return ntohs(sa.sin_port);
+}
+
+TEST(ConnectTCP, ConnectsSendsReceivesAndReportsTheLostConnection) {
+  Reactor r(quietOptions());
+  uint16_t port = echoPort(r);
+  std::string got;
+  auto f = std::make_shared<RecordingFactory>();
+  f->make = [&] { return std::make_unique<Greeter>("hello", 5, &got); };
+  auto c = r.connectTCP("127.0.0.1", port, f);
+  EXPECT_EQ(c->state(), Connector::State::Connecting);
+  EXPECT_EQ(c->getDestination(), Address(Address::Family::IPv4, "127.0.0.1", port));
+  ASSERT_TRUE(runUntil(r, [&] { return f->lost == 1; }));
+  EXPECT_EQ(got, "hello");
+  EXPECT_EQ(f->started, 1);
+  EXPECT_EQ(f->built, 1);
+  EXPECT_EQ(f->failed, 0);
+  EXPECT_EQ(f->peer.port(), port);
+  EXPECT_TRUE(f->reason.check<ConnectionDone>());
+  EXPECT_EQ(f->starts, 1);
+  EXPECT_EQ(f->stops, 1);
+  EXPECT_EQ(c->state(), Connector::State::Disconnected);
+  EXPECT_EQ(c->transport(), nullptr);
+}
+
+TEST(ConnectTCP, RefusedIsAConnectionRefusedError) {
+  Reactor r(quietOptions());
+  auto f = std::make_shared<RecordingFactory>();
+  r.connectTCP("127.0.0.1", closedPort(), f);
+  ASSERT_TRUE(runUntil(r, [&] { return f->failed == 1; }));
+  EXPECT_TRUE(f->reason.check<ConnectionRefusedError>()) << f->reason.toString();
+  EXPECT_EQ(f->built, 0);
+  EXPECT_EQ(f->stops, 1);
+}
+
+TEST(ConnectTCP, TimeoutWhenTheServerNeverAnswers) {
+  // A listener that never accepts: once its accept queue is full, the kernel drops new SYNs,
+  // so a further connect stays pending (all on 127.0.0.1).
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(lfd, 0), 0);
+  socklen_t len = sizeof sa;
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len);
+  std::vector<int> fillers;
+  for (int i = 0; i < 16; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    fillers.push_back(fd);
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, 200) == 0) break;  // this one hangs: the queue is full
+  }
+  Reactor r(quietOptions());
+  auto f = std::make_shared<RecordingFactory>();
+  double start = r.seconds();
+  r.connectTCP("127.0.0.1", ntohs(sa.sin_port), f, 0.3);
+  ASSERT_TRUE(runUntil(r, [&] { return f->failed == 1; }));
+  EXPECT_TRUE(f->reason.check<TimeoutError>()) << f->reason.toString();
+  EXPECT_GE(r.seconds() - start, 0.3);
+  for (int fd : fillers) ::close(fd);
+  ::close(lfd);
+}
+
+TEST(ConnectTCP, ResolvesLocalhostFromTheHostsFile) {
+  Reactor r(quietOptions());
+  uint16_t port = echoPort(r);  // 127.0.0.1 only: if localhost gives ::1 first, that is refused
+  std::string got;
+  auto f = std::make_shared<RecordingFactory>();
+  f->make = [&] { return std::make_unique<Greeter>("by name", 7, &got); };
+  r.connectTCP("localhost", port, f);
+  ASSERT_TRUE(runUntil(r, [&] { return f->lost + f->failed > 0; }));
+  EXPECT_EQ(f->failed, 0) << f->reason.toString();
+  EXPECT_EQ(got, "by name");
+}
+
+// Answers every query with NXDOMAIN, from 127.0.0.1 on its own thread.
+class NxDomainResponder {
+ public:
+  NxDomainResponder() {
+    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    socklen_t len = sizeof sa;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
+    port_ = ntohs(sa.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~NxDomainResponder() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int queries() const { return queries_.load(); }
+
+ private:
+  void serve() {
+    unsigned char buf[512];
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      sockaddr_in from{};
+      socklen_t fromLen = sizeof from;
+      ssize_t n = ::recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fromLen);
+      if (n < 12) continue;
+      size_t end = 12;  // header, then the question: a name of labels, type and class
+      while (end < static_cast<size_t>(n) && buf[end] != 0) end += buf[end] + 1;
+      end += 5;
+      if (end > static_cast<size_t>(n)) continue;
+      ++queries_;
+      buf[2] = static_cast<unsigned char>(0x80 | (buf[2] & 0x01));  // a response; RD as asked
+      buf[3] = 0x83;                                                // RA, NXDOMAIN
+      buf[4] = 0, buf[5] = 1;                                       // one question
+      for (int i = 6; i < 12; ++i) buf[i] = 0;                      // no records
+      ::sendto(fd_, buf, end, 0, reinterpret_cast<sockaddr*>(&from), fromLen);
+    }
+  }
+  int fd_;
+  uint16_t port_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> queries_{0};
+  std::thread thread_;
+};
+
+TEST(ConnectTCP, UnresolvableNameIsADNSLookupError) {
+  NxDomainResponder dns;
+  Reactor r(quietOptions());
+  r.setNameservers({dns.address()});
+  auto f = std::make_shared<RecordingFactory>();
+  r.connectTCP("no-such-host.invalid", 80, f, 10);
+  ASSERT_TRUE(runUntil(r, [&] { return f->failed == 1; }));
+  EXPECT_TRUE(f->reason.check<DNSLookupError>()) << f->reason.toString();
+  EXPECT_NE(f->reason.getErrorMessage().find("no-such-host.invalid"), std::string::npos);
+  EXPECT_GE(dns.queries(), 1);
+  EXPECT_THROW(r.setNameservers({"not an address"}), std::invalid_argument);
+}
+
+TEST(ConnectTCP, StopConnectingDuringALookup) {
+  // A name server that never answers: the lookup stays pending until we stop it.
+  int silent = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  ::bind(silent, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  socklen_t len = sizeof sa;
+  ::getsockname(silent, reinterpret_cast<sockaddr*>(&sa), &len);
+  Reactor r(quietOptions());
+  r.setNameservers({"127.0.0.1:" + std::to_string(ntohs(sa.sin_port))});
+  auto f = std::make_shared<RecordingFactory>();
+  {
+    auto c = r.connectTCP("slow.invalid", 80, f, 10);
+    testing::runFor(r, 0.05);  // the query is on its way
+    c->stopConnecting();
+    EXPECT_EQ(f->failed, 1);
+    EXPECT_TRUE(f->reason.check<UserError>());
+  }  // the connector may be freed now; libevent's cancel callback comes later
+  testing::runFor(r, 0.1);
+  EXPECT_EQ(f->failed, 1);
+  EXPECT_EQ(f->stops, 1);
+  ::close(silent);
+}
+
+TEST(ConnectTCP, IPv6Loopback) {
+  Reactor r(quietOptions());
+  uint16_t port;
+  try {
+    port = echoPort(r, "::1");
+  } catch (const CannotListenError& e) {
+    GTEST_SKIP() << "no IPv6 loopback here: " << e.what();
+  }
+  std::string got;
+  auto f = std::make_shared<RecordingFactory>();
+  f->make = [&] { return std::make_unique<Greeter>("v6", 2, &got); };
+  auto c = r.connectTCP("::1", port, f);
+  EXPECT_EQ(c->getDestination().family(), Address::Family::IPv6);
+  ASSERT_TRUE(runUntil(r, [&] { return f->lost + f->failed > 0; }));
+  EXPECT_EQ(got, "v6");
+  EXPECT_EQ(f->peer.hostPort(), "[::1]:" + std::to_string(port));
+}
+
+TEST(ConnectTCP, StopConnectingAndDisconnect) {
+  Reactor r(quietOptions());
+  uint16_t port = echoPort(r);
+  auto f = std::make_shared<RecordingFactory>();
+  f->make = [] { return std::make_unique<Protocol>(); };
+  auto c = r.connectTCP("127.0.0.1", port, f);
+  c->stopConnecting();  // before the connection completes
+  EXPECT_EQ(f->failed, 1);
+  EXPECT_TRUE(f->reason.check<UserError>());
+  EXPECT_THROW(c->stopConnecting(), std::logic_error);
+  runUntil(
+      r, [] { return false; }, 0.05);
+  EXPECT_EQ(f->built, 0);
+
+  c->connect();  // try again, and this time disconnect once connected
+  EXPECT_THROW(c->connect(), std::logic_error);
+  ASSERT_TRUE(runUntil(r, [&] { return c->state() == Connector::State::Connected; }));
+  ASSERT_NE(c->transport(), nullptr);
+  c->disconnect();
+  ASSERT_TRUE(runUntil(r, [&] { return f->lost == 1; }));
+  EXPECT_TRUE(f->reason.check<ConnectionDone>());
+  EXPECT_EQ(f->starts, 2);
+  EXPECT_EQ(f->stops, 2);
+}
+
+TEST(ConnectTCP, BindAddressAndNoProtocol) {
+  Reactor r(quietOptions());
+  uint16_t port = echoPort(r);
+  auto f = std::make_shared<RecordingFactory>();  // make unset: buildProtocol returns nullptr
+  r.connectTCP("127.0.0.1", port, f, 5, std::make_pair(std::string("127.0.0.1"), uint16_t{0}));
+  ASSERT_TRUE(runUntil(r, [&] { return f->failed == 1; }));
+  EXPECT_TRUE(f->reason.check<NoProtocol>());
+
+  auto g = std::make_shared<RecordingFactory>();
+  r.connectTCP("127.0.0.1", port, g, 5, std::make_pair(std::string("::1"), uint16_t{0}));
+  ASSERT_TRUE(runUntil(r, [&] { return g->failed == 1; }));
+  EXPECT_TRUE(g->reason.check<ConnectError>()) << "an IPv6 bind address for an IPv4 peer";
+}
+
+TEST(ConnectTCP, ReactorShutdownEndsAttemptsAndConnections) {
+  auto f = std::make_shared<RecordingFactory>();
+  auto g = std::make_shared<RecordingFactory>();
+  std::string got;
+  {
+    Reactor r(quietOptions());
+    uint16_t port = echoPort(r);
+    f->make = [&] { return std::make_unique<Protocol>(); };
+    auto live = r.connectTCP("127.0.0.1", port, f);
+    ASSERT_TRUE(runUntil(r, [&] { return live->state() == Connector::State::Connected; }));
+    NxDomainResponder never;  // answers, but we shut down before evdns even sends
+    r.connectTCP("pending.invalid", 80, g, 10);
+  }
+  EXPECT_EQ(f->lost, 1);
+  EXPECT_TRUE(f->reason.check<ConnectionLost>());
+  EXPECT_EQ(g->failed, 1);
+  EXPECT_TRUE(g->reason.check<UserError>());
+}
+
+// Reconnects to a server that comes and goes.
+class ReconnectingEcho : public ReconnectingClientFactory {
+ public:
+  using ReconnectingClientFactory::ReconnectingClientFactory;
+  class P : public Protocol {
+   public:
+    void connectionMade() override {
+      auto* f = static_cast<ReconnectingEcho*>(factory());
+      f->resetDelay();
+      ++f->connections;
+    }
+  };
+  std::unique_ptr<Protocol> buildProtocol(const Address&) override { return std::make_unique<P>(); }
+  void clientConnectionFailed(Connector& c, const Failure& r) override {
+    ++failures;
+    ReconnectingClientFactory::clientConnectionFailed(c, r);
+  }
+  int connections = 0, failures = 0;
+};
+
+TEST(ReconnectingClientFactory, ReconnectsWhenTheServerComesBack) {
+  Reactor r(quietOptions());
+  auto server = std::make_shared<testing::LogCaptureScope>();  // keep the test quiet
+  auto listen = [&](uint16_t port) {
+    return r.listenTCP(port, Factory::forProtocol<Echo>(), 50, "127.0.0.1");
+  };
+  auto port = listen(0);
+  uint16_t p = port->getHost().port();
+  auto f = std::make_shared<ReconnectingEcho>(r);
+  f->initialDelay = 0.01;
+  f->factor = 2;
+  f->maxDelay = 0.1;
+  f->jitter = 0;
+  auto c = r.connectTCP("127.0.0.1", p, f);
+  ASSERT_TRUE(runUntil(r, [&] { return f->connections == 1; }));
+
+  // The server goes away: the connection is lost, and reconnecting fails for a while.
+  port->stopListening();
+  c->transport()->abortConnection();
+  ASSERT_TRUE(runUntil(r, [&] { return f->failures >= 3; }));
+  EXPECT_GT(f->retries(), 2);
+  EXPECT_LE(f->delay(), 0.1);
+  // It comes back on the same port: the next retry connects and resets the delay.
+  port = listen(p);
+  ASSERT_TRUE(runUntil(r, [&] { return f->connections == 2; }));
+  EXPECT_EQ(f->retries(), 0);
+
+  // stopTrying: a lost connection is not retried any more.
+  f->stopTrying();
+  c->disconnect();
+  ASSERT_TRUE(runUntil(r, [&] { return c->state() == Connector::State::Disconnected; }));
+  testing::runFor(r, 0.15);
+  EXPECT_EQ(f->connections, 2);
+  EXPECT_FALSE(f->pendingRetry().active());
+}
+
+TEST(ReconnectingClientFactory, BackoffGrowsByFactorUpToMaxDelayAndStopsAtMaxRetries) {
+  // The delays are computed from the fake clock; the connector only fails (refused).
+  Clock clock;  // outlives the reactor, whose shutdown may still make the factory retry
+  Reactor r(quietOptions());
+  auto f = std::make_shared<ReconnectingEcho>(clock);
+  f->initialDelay = 1;
+  f->factor = 2;
+  f->maxDelay = 10;
+  f->jitter = 0;
+  f->maxRetries = 6;
+  auto c = r.connectTCP("127.0.0.1", closedPort(), f);
+  std::vector<double> delays;
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_TRUE(runUntil(r, [&] { return f->failures == i + 1; }));
+    if (!f->pendingRetry().active()) break;
+    delays.push_back(f->delay());
+    clock.advance(f->delay());  // the retry calls connector.connect()
+  }
+  EXPECT_EQ(delays, (std::vector<double>{2, 4, 8, 10, 10, 10}));
+  EXPECT_EQ(f->failures, 7);
+  EXPECT_FALSE(f->pendingRetry().active()) << "gave up after maxRetries";
+}
+
+TEST(ReconnectingClientFactory, JitterSpreadsTheDelay) {
+  Clock clock;
+  Reactor r(quietOptions());
+  auto f = std::make_shared<ReconnectingEcho>(clock);
+  f->initialDelay = 100;
+  f->factor = 1;
+  f->maxDelay = 1000;
+  f->jitter = 0.1;
+  auto c = r.connectTCP("127.0.0.1", closedPort(), f);
+  std::vector<double> delays;
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(runUntil(r, [&] { return f->failures == i + 1; }));
+    delays.push_back(f->delay());
+    f->resetDelay();  // keeps the base at 100
+    clock.advance(f->pendingRetry().getTime() - clock.seconds());
+  }
+  double lo = *std::min_element(delays.begin(), delays.end());
+  double hi = *std::max_element(delays.begin(), delays.end());
+  EXPECT_LT(lo, hi);
+  EXPECT_GT(lo, 50);
+  EXPECT_LT(hi, 150);
+}
+
+}  // namespace
+}  // namespace twist

@@ -1,0 +1,322 @@
+#include "transports/tcp_connector.h"
+
+#include <arpa/inet.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "reactor/errors.h"
+#include "reactor/log.h"
+#include "reactor/reactor.h"
+
+namespace twist {
+namespace {
+
+// Parses a numeric IPv4/IPv6 address; false for anything else (a name).
+bool parseNumeric(const std::string& host, uint16_t port, sockaddr_storage* ss, socklen_t* len) {
+  *ss = sockaddr_storage{};
+  auto* in = reinterpret_cast<sockaddr_in*>(ss);
+  if (inet_pton(AF_INET, host.c_str(), &in->sin_addr) == 1) {
+    in->sin_family = AF_INET;
+    in->sin_port = htons(port);
+    *len = sizeof(sockaddr_in);
+    return true;
+  }
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(ss);
+  if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    *len = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
+Failure connectFailure(int err) {
+  if (err == ECONNREFUSED) return Failure::of(ConnectionRefusedError());
+  if (err == ETIMEDOUT) return Failure::of(TimeoutError(err));
+  return Failure::of(ConnectError("connect() failed", err));
+}
+
+template <class F>
+void callFactory(const char* what, F&& f) {
+  try {
+    f();
+  } catch (...) {
+    log::error("tcp.Connector", std::string("Unhandled exception in ") + what + ": " +
+                                    Failure::current().toString());
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<Connector> Reactor::connectTCP(
+    std::string_view host, uint16_t port, std::shared_ptr<ClientFactory> factory, double timeout,
+    std::optional<std::pair<std::string, uint16_t>> bindAddress) {
+  assertInReactorThread();
+  return Connector::start(*this, std::string(host), port, std::move(factory), timeout,
+                          std::move(bindAddress));
+}
+
+Connector::Connector(Reactor& reactor, std::string host, uint16_t port,
+                     std::shared_ptr<ClientFactory> factory, double timeout,
+                     BindAddress bindAddress)
+    : reactor_(reactor),
+      host_(std::move(host)),
+      port_(port),
+      factory_(std::move(factory)),
+      timeout_(timeout),
+      bindAddress_(std::move(bindAddress)) {}
+
+std::shared_ptr<Connector> Connector::start(Reactor& reactor, std::string host, uint16_t port,
+                                            std::shared_ptr<ClientFactory> factory, double timeout,
+                                            BindAddress bindAddress) {
+  if (!factory) throw std::invalid_argument("connectTCP needs a factory");
+  std::shared_ptr<Connector> c(new Connector(reactor, std::move(host), port, std::move(factory),
+                                             timeout, std::move(bindAddress)));
+  c->connect();
+  return c;
+}
+
+Connector::~Connector() { cleanUpAttempt(); }
+
+Address Connector::getDestination() const {
+  sockaddr_storage ss;
+  socklen_t len;
+  bool v6 = parseNumeric(host_, port_, &ss, &len) && ss.ss_family == AF_INET6;
+  return Address(v6 ? Address::Family::IPv6 : Address::Family::IPv4, host_, port_);
+}
+
+void Connector::connect() {
+  reactor_.assertInReactorThread();
+  if (state_ != State::Disconnected) {
+    throw std::logic_error("Connector::connect: already connecting or connected");
+  }
+  state_ = State::Connecting;
+  if (!registered_) {
+    registered_ = true;
+    reactor_.addSelectable(shared_from_this());
+  }
+  if (!factoryStarted_) {
+    factoryStarted_ = true;
+    factory_->doStart();
+  }
+  callFactory("startedConnecting", [&] { factory_->startedConnecting(*this); });
+  if (state_ != State::Connecting) return;  // stopConnecting() inside startedConnecting
+  if (timeout_ > 0) {
+    std::weak_ptr<Connector> weak = weak_from_this();
+    timeoutCall_ = reactor_.callLater(timeout_, [weak] {
+      auto self = weak.lock();
+      if (self && self->state_ == State::Connecting) self->failAttempt(Failure::of(TimeoutError()));
+    });
+  }
+  lastError_ = Failure();
+  resolve();
+}
+
+void Connector::resolve() {
+  sockaddr_storage ss;
+  socklen_t len;
+  if (parseNumeric(host_, port_, &ss, &len)) {
+    addresses_.emplace_back(ss, len);
+    tryNextAddress();
+    return;
+  }
+  evutil_addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  std::string service = std::to_string(port_);
+  auto* lookup = new Lookup{this};
+  lookup_ = lookup;
+  // The callback may run before evdns_getaddrinfo returns (hosts file, or an error).
+  evdns_getaddrinfo_request* req = evdns_getaddrinfo(
+      reactor_.dnsBase(), host_.c_str(), service.c_str(), &hints, &Connector::onResolved, lookup);
+  if (lookup_ == lookup) dnsRequest_ = req;
+}
+
+void Connector::onResolved(int result, addrinfo* res, void* arg) {
+  std::unique_ptr<Lookup> lookup(static_cast<Lookup*>(arg));
+  Connector* self = lookup->owner;
+  if (self == nullptr) {  // abandoned (cancelled): nothing to report
+    if (res != nullptr) evutil_freeaddrinfo(res);
+    return;
+  }
+  self->lookup_ = nullptr;
+  self->dnsRequest_ = nullptr;
+  if (result != 0) {
+    if (res != nullptr) evutil_freeaddrinfo(res);
+    self->failAttempt(Failure::of(DNSLookupError(self->host_, evutil_gai_strerror(result))));
+    return;
+  }
+  for (evutil_addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    sockaddr_storage ss{};
+    std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    self->addresses_.emplace_back(ss, static_cast<socklen_t>(ai->ai_addrlen));
+  }
+  evutil_freeaddrinfo(res);
+  self->tryNextAddress();
+}
+
+void Connector::tryNextAddress() {
+  while (nextAddress_ < addresses_.size()) {
+    const auto& [ss, len] = addresses_[nextAddress_++];
+    fd_ = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) {
+      lastError_ = Failure::of(ConnectError("socket() failed", errno));
+      continue;
+    }
+    if (bindAddress_) {
+      sockaddr_storage local;
+      socklen_t localLen;
+      if (!parseNumeric(bindAddress_->first, bindAddress_->second, &local, &localLen) ||
+          local.ss_family != ss.ss_family ||
+          ::bind(fd_, reinterpret_cast<sockaddr*>(&local), localLen) != 0) {
+        int err = errno;
+        ::close(fd_);
+        fd_ = -1;
+        lastError_ = Failure::of(ConnectError(
+            "couldn't bind to " + bindAddress_->first + ":" + std::to_string(bindAddress_->second),
+            err));
+        continue;
+      }
+    }
+    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&ss), len) == 0) {
+      connected();
+      return;
+    }
+    if (errno == EINPROGRESS) {
+      connectEvent_ =
+          event_new(reactor_.eventBase(), fd_, EV_WRITE, &Connector::onConnectable, this);
+      event_add(connectEvent_, nullptr);
+      return;
+    }
+    lastError_ = connectFailure(errno);
+    ::close(fd_);
+    fd_ = -1;
+  }
+  failAttempt(lastError_ ? lastError_ : Failure::of(DNSLookupError(host_, "no usable address")));
+}
+
+void Connector::onConnectable(int fd, short, void* arg) {
+  auto* self = static_cast<Connector*>(arg);
+  event_free(self->connectEvent_);
+  self->connectEvent_ = nullptr;
+  int err = 0;
+  socklen_t len = sizeof err;
+  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err == 0) {
+    self->connected();
+    return;
+  }
+  self->lastError_ = connectFailure(err);
+  ::close(self->fd_);
+  self->fd_ = -1;
+  self->tryNextAddress();
+}
+
+void Connector::connected() {
+  int fd = fd_;
+  fd_ = -1;
+  sockaddr_storage peerSs{}, hostSs{};
+  socklen_t peerLen = sizeof peerSs, hostLen = sizeof hostSs;
+  ::getpeername(fd, reinterpret_cast<sockaddr*>(&peerSs), &peerLen);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&hostSs), &hostLen);
+  Address peer = Address::fromSockaddr(reinterpret_cast<sockaddr*>(&peerSs), peerLen);
+  Address host = Address::fromSockaddr(reinterpret_cast<sockaddr*>(&hostSs), hostLen);
+  std::unique_ptr<Protocol> protocol;
+  try {
+    protocol = factory_->buildProtocol(peer);
+  } catch (...) {
+    ::close(fd);
+    failAttempt(Failure::current());
+    return;
+  }
+  if (!protocol) {
+    ::close(fd);
+    failAttempt(Failure::of(NoProtocol()));
+    return;
+  }
+  cleanUpAttempt();
+  if (protocol->factory() == nullptr) protocol->setFactory(factory_.get());
+  state_ = State::Connected;
+  auto client = std::make_shared<Client>(reactor_, fd, std::move(protocol), host, peer, *this);
+  client_ = client.get();
+  reactor_.addSelectable(client);
+  client->start();
+}
+
+void Connector::cleanUpAttempt() {
+  if (timeoutCall_.active()) timeoutCall_.cancel();
+  if (lookup_ != nullptr) {
+    lookup_->owner = nullptr;  // its callback (EVUTIL_EAI_CANCEL, later) only frees it
+    lookup_ = nullptr;
+    if (dnsRequest_ != nullptr) evdns_getaddrinfo_cancel(dnsRequest_);
+    dnsRequest_ = nullptr;
+  }
+  if (connectEvent_ != nullptr) {
+    event_free(connectEvent_);
+    connectEvent_ = nullptr;
+  }
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  addresses_.clear();
+  nextAddress_ = 0;
+}
+
+void Connector::failAttempt(const Failure& reason) {
+  cleanUpAttempt();
+  state_ = State::Disconnected;
+  callFactory("clientConnectionFailed", [&] { factory_->clientConnectionFailed(*this, reason); });
+  finishIfDisconnected();
+}
+
+void Connector::clientLost(const Failure& reason) {
+  client_ = nullptr;
+  state_ = State::Disconnected;
+  callFactory("clientConnectionLost", [&] { factory_->clientConnectionLost(*this, reason); });
+  finishIfDisconnected();
+}
+
+void Connector::finishIfDisconnected() {
+  // The factory may have started another attempt from its callback.
+  if (state_ != State::Disconnected) return;
+  if (factoryStarted_) {
+    factoryStarted_ = false;
+    factory_->doStop();
+  }
+  if (registered_) {
+    registered_ = false;
+    reactor_.removeSelectable(this);  // last: may free this object once the callback returns
+  }
+}
+
+void Connector::stopConnecting() {
+  if (state_ != State::Connecting) {
+    throw std::logic_error("Connector::stopConnecting: not connecting");
+  }
+  failAttempt(Failure::of(UserError()));
+}
+
+void Connector::disconnect() {
+  if (state_ == State::Connecting) {
+    stopConnecting();
+  } else if (state_ == State::Connected && client_ != nullptr) {
+    client_->loseConnection();
+  }
+}
+
+void Connector::reactorShutdown() {
+  // A live connection is ended by its own Client (it tells us through clientLost).
+  if (state_ == State::Connecting) failAttempt(Failure::of(UserError("The reactor shut down.")));
+}
+
+}  // namespace twist

@@ -1,0 +1,116 @@
+// Public. Connector: one outgoing TCP connection, made by Reactor::connectTCP (Twisted's
+// tcp.Connector). It resolves the host without blocking, tries each address in turn, builds the
+// protocol from its ClientFactory once connected, and can try again (connect()) after a failure
+// or a lost connection. The reactor keeps it alive while it is connecting or connected; the
+// handle stays safe after that. Not thread safe: use on the reactor's thread.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "protocols/protocol.h"
+#include "reactor/delayed_call.h"
+#include "reactor/selectable.h"
+#include "transports/address.h"
+#include "transports/tcp_connection.h"
+
+struct event;
+struct evdns_getaddrinfo_request;
+struct addrinfo;  // evutil_addrinfo is struct addrinfo on this platform
+
+namespace twist {
+
+class Reactor;
+
+class Connector : public Selectable, public std::enable_shared_from_this<Connector> {
+ public:
+  enum class State { Disconnected, Connecting, Connected };
+  using BindAddress = std::optional<std::pair<std::string, uint16_t>>;
+
+  // Makes a connector and starts its first attempt; see Reactor::connectTCP.
+  static std::shared_ptr<Connector> start(Reactor& reactor, std::string host, uint16_t port,
+                                          std::shared_ptr<ClientFactory> factory, double timeout,
+                                          BindAddress bindAddress);
+  ~Connector() override;
+  Connector(const Connector&) = delete;
+  Connector& operator=(const Connector&) = delete;
+
+  // Starts another attempt. Only while disconnected (std::logic_error otherwise).
+  void connect();
+  // Abandons the attempt in progress: clientConnectionFailed(UserError) follows at once.
+  // std::logic_error when not connecting (Twisted's NotConnectingError).
+  void stopConnecting();
+  // Stops connecting, or closes the connection (loseConnection) if connected.
+  void disconnect();
+
+  // Where it connects to: the host as given (a name or an address) and the port.
+  Address getDestination() const;
+  State state() const { return state_; }
+  // The connection's transport while connected, else nullptr.
+  ITransport* transport() const { return client_; }
+  ClientFactory& factory() const { return *factory_; }
+
+  void reactorShutdown() override;
+
+ private:
+  friend class Client;
+  Connector(Reactor& reactor, std::string host, uint16_t port,
+            std::shared_ptr<ClientFactory> factory, double timeout, BindAddress bindAddress);
+
+  void resolve();
+  static void onResolved(int result, addrinfo* res, void* arg);
+  void tryNextAddress();
+  static void onConnectable(int fd, short what, void* arg);
+  void connected();
+  void cleanUpAttempt();
+  void failAttempt(const Failure& reason);
+  void clientLost(const Failure& reason);
+  void finishIfDisconnected();
+
+  Reactor& reactor_;
+  std::string host_;
+  uint16_t port_;
+  std::shared_ptr<ClientFactory> factory_;
+  double timeout_;
+  BindAddress bindAddress_;
+  State state_ = State::Disconnected;
+  bool registered_ = false;      // in the reactor's selectables
+  bool factoryStarted_ = false;  // doStart called, doStop owed
+  // The attempt in progress. A lookup's callback always comes, even after cancelling (then
+  // later, from the loop), so it gets a record of its own that outlives this object.
+  struct Lookup {
+    Connector* owner;  // nulled when the connector abandons the lookup
+  };
+  Lookup* lookup_ = nullptr;
+  evdns_getaddrinfo_request* dnsRequest_ = nullptr;
+  std::vector<std::pair<sockaddr_storage, socklen_t>> addresses_;
+  size_t nextAddress_ = 0;
+  int fd_ = -1;
+  event* connectEvent_ = nullptr;
+  DelayedCall timeoutCall_;
+  Failure lastError_;
+  Connection* client_ = nullptr;  // owned by the reactor while connected
+};
+
+// A connection made by a Connector.
+class Client : public Connection {
+ public:
+  Client(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol, Address host, Address peer,
+         Connector& connector)
+      : Connection(reactor, fd, std::move(protocol), std::move(host), std::move(peer),
+                   "tcp.Client"),
+        connector_(connector.shared_from_this()) {}
+
+ protected:
+  void connectionEnded(const Failure& reason) override { connector_->clientLost(reason); }
+
+ private:
+  std::shared_ptr<Connector> connector_;
+};
+
+}  // namespace twist

@@ -2,10 +2,12 @@
 // and --interface (default 127.0.0.1). Accepts "--flag value" and "--flag=value".
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace twist::examples {
 
@@ -38,6 +40,58 @@ inline ServerFlags parseServerFlags(int argc, char** argv) {
       flags.port = static_cast<uint16_t>(port);
     } else if (arg == "--interface") {
       flags.interface = value;
+    } else {
+      usage();
+    }
+  }
+  return flags;
+}
+
+struct ClientFlags {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8000;
+  double timeout = 10;
+  std::vector<std::string> args;  // what is left: the messages to send
+};
+
+// --host, --port, --timeout (seconds); everything else is a positional argument. `extra` names
+// further "--flag value" flags the program reads itself (they are kept in `args`, flag first).
+inline ClientFlags parseClientFlags(int argc, char** argv, std::vector<std::string> extra = {}) {
+  ClientFlags flags;
+  auto usage = [&] {
+    std::fprintf(stderr, "usage: %s [--host HOST] [--port N] [--timeout SECONDS]", argv[0]);
+    for (auto& e : extra) std::fprintf(stderr, " [%s VALUE]", e.c_str());
+    std::fprintf(stderr, " [MESSAGE...]\n");
+    std::exit(2);
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--", 0) != 0) {
+      flags.args.push_back(arg);
+      continue;
+    }
+    std::string value;
+    if (auto eq = arg.find('='); eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg.resize(eq);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      usage();
+    }
+    char* end = nullptr;
+    if (arg == "--host") {
+      flags.host = value;
+    } else if (arg == "--port") {
+      long port = std::strtol(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || port <= 0 || port > 65535) usage();
+      flags.port = static_cast<uint16_t>(port);
+    } else if (arg == "--timeout") {
+      flags.timeout = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || flags.timeout <= 0) usage();
+    } else if (std::find(extra.begin(), extra.end(), arg) != extra.end()) {
+      flags.args.push_back(arg);
+      flags.args.push_back(value);
     } else {
       usage();
     }

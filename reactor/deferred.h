@@ -133,15 +133,17 @@ class Deferred {
   // Cancels: before a result, runs the canceller and, if that did not fire it, errbacks with
   // CancelledError. While waiting on a Deferred a callback returned, cancels that one.
   void cancel() {
-    if (!s_->called) {
-      s_->cancelled = true;
-      if (s_->canceller) {
-        auto c = std::move(s_->canceller);
-        c(*this);
+    Deferred<T> self = *this;  // the canceller may reassign *this
+    State& s = *self.s_;
+    if (!s.called) {
+      s.cancelled = true;
+      if (s.canceller) {
+        auto c = std::move(s.canceller);
+        c(self);
       }
-      if (!s_->called) fire(Outcome<T>(std::in_place_index<1>, Failure::of(CancelledError())));
-    } else if (s_->waiting && s_->cancelWaitedOn) {
-      auto c = s_->cancelWaitedOn;
+      if (!s.called) self.fire(Outcome<T>(std::in_place_index<1>, Failure::of(CancelledError())));
+    } else if (s.waiting && s.cancelWaitedOn) {
+      auto c = s.cancelWaitedOn;
       c();
     }
   }
@@ -303,7 +305,7 @@ class Deferred {
   void append(typename State::Link link) { appendRaw(std::move(link)); }
   void appendRaw(typename State::Link link) {
     s_->links.push_back(std::move(link));
-    run(s_);
+    run(s_);  // run copies the reference before any callback can touch *this
   }
 
   // Fires this Deferred with whatever `source` ends with.
@@ -318,16 +320,18 @@ class Deferred {
   }
 
   void fire(Outcome<T> outcome) {
-    if (s_->called) {
-      if (s_->cancelled) return;  // the operation finished after it was cancelled
+    std::shared_ptr<State> s = s_;  // callbacks may reassign *this
+    if (s->called) {
+      if (s->cancelled) return;  // the operation finished after it was cancelled
       throw AlreadyCalledError();
     }
-    s_->called = true;
-    s_->result.emplace(std::move(outcome));
-    run(s_);
+    s->called = true;
+    s->result.emplace(std::move(outcome));
+    run(std::move(s));
   }
 
-  static void run(const std::shared_ptr<State>& s) {
+  // Takes its own reference: callbacks may reassign or drop the Deferred that started the run.
+  static void run(std::shared_ptr<State> s) {
     if (!s->called || s->running || s->waiting) return;
     s->running = true;
     while (!s->links.empty() && !s->waiting) {

@@ -42,6 +42,13 @@ TimeoutError::TimeoutError(int osError)
                                          : std::string("User timeout caused connection failure.")) {
 }
 
+TimeoutError TimeoutError::after(double seconds) {
+  std::string s = std::to_string(seconds);
+  s.erase(s.find_last_not_of('0') + 1);
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return TimeoutError(0, "Deferred timed out after " + s + " seconds.");
+}
+
 DNSLookupError::DNSLookupError(const std::string& host, const std::string& why)
     : ConnectError(0, "DNS lookup failed: address '" + host + "' not found: " + why + ".") {}
 

@@ -112,10 +112,15 @@ class ConnectionRefusedError : public ConnectError {
   ConnectionRefusedError();
 };
 
-// The attempt took longer than its timeout (or the OS gave up: osError() is ETIMEDOUT).
+// The attempt took longer than its timeout (or the OS gave up: osError() is ETIMEDOUT). Also
+// what addTimeout fails a Deferred with (made by TimeoutError::after).
 class TimeoutError : public ConnectError {
  public:
   explicit TimeoutError(int osError = 0);
+  static TimeoutError after(double seconds);
+
+ private:
+  TimeoutError(int osError, const std::string& message) : ConnectError(osError, message) {}
 };
 
 // The host name did not resolve.

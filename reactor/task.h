@@ -7,6 +7,7 @@
 
 #include "reactor/deferred.h"
 #include "reactor/delayed_call.h"
+#include "reactor/errors.h"
 
 namespace twist {
 
@@ -32,6 +33,26 @@ auto deferLater(IReactorTime& clock, double delaySeconds, F fn) {
     }
   });
   return d;
+}
+
+// Cancels `d` if it has no result within `seconds` on `clock`; it then fails with TimeoutError
+// (instead of CancelledError). Extends d's chain (Twisted's Deferred.addTimeout) and returns it.
+template <class T>
+Deferred<T> addTimeout(Deferred<T> d, IReactorTime& clock, double seconds) {
+  auto timedOut = std::make_shared<bool>(false);
+  DelayedCall timer = clock.callLater(seconds, [d, timedOut]() mutable {
+    *timedOut = true;
+    d.cancel();
+  });
+  d.addBoth([timer]() mutable {
+    if (timer.active()) timer.cancel();
+  });
+  return d.addErrback([timedOut, seconds](const Failure& f) -> Failure {
+    if (*timedOut && f.check<CancelledError>()) {
+      return Failure::of(TimeoutError::after(seconds));
+    }
+    return f;
+  });
 }
 
 // Calls a function every `interval` seconds (twisted.internet.task.LoopingCall). Calls are

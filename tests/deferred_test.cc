@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -156,6 +157,28 @@ TEST(Deferred, NestedDeferredOfAnotherType) {
   EXPECT_EQ(got, "");
   later.callback("done");
   EXPECT_EQ(got, "done");
+}
+
+TEST(Deferred, ACallbackMayReplaceTheDeferredThatIsRunning) {
+  // A protocol that hands out "the next line" keeps one Deferred and replaces it from inside the
+  // callback of the previous one; the chain that is running must not follow the replacement.
+  std::optional<Deferred<int>> slot(std::in_place);
+  std::vector<int> seen;
+  bool laterRan = false;
+  slot->addCallback([&](int v) {
+    seen.push_back(v);
+    slot = Deferred<int>();  // replaces the Deferred whose chain is running
+    slot->addCallback([&](int w) {
+      laterRan = true;
+      return w;
+    });
+    return v;
+  });
+  slot->callback(1);
+  EXPECT_EQ(seen, (std::vector<int>{1}));
+  EXPECT_FALSE(laterRan) << "the new Deferred has no result yet";
+  slot->callback(2);
+  EXPECT_TRUE(laterRan);
 }
 
 TEST(Deferred, CallingTwiceIsAnError) {

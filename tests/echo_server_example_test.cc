@@ -1,100 +1,35 @@
 // examples/echo_server as a user runs it: a separate process, real clients (nc and Python's
 // socket module), the "listening on HOST:PORT" line, and SIGTERM -> exit 0.
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdio>
 #include <string>
 #include <vector>
 
-extern char** environ;
+#include "tests/subprocess.h"
 
 namespace {
 
-class EchoServerProcess {
+using twist::testing::portFrom;
+using twist::testing::shell;
+
+// The echo server binary, with `args`.
+class EchoServerProcess : public twist::testing::Subprocess {
  public:
-  explicit EchoServerProcess(std::vector<std::string> args) {
-    int out[2];
-    if (::pipe(out) != 0) throw std::runtime_error("pipe");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
-    args.insert(args.begin(), "examples/echo_server");
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    if (rc != 0) throw std::runtime_error("posix_spawn failed");
-    stdout_ = out[0];
-  }
-  ~EchoServerProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    ::close(stdout_);
-  }
-
-  // The first line the server prints (waits up to 20 s for it).
-  std::string readLine() {
-    std::string line;
-    char c;
-    while (line.empty() || line.back() != '\n') {
-      pollfd p{stdout_, POLLIN, 0};
-      if (::poll(&p, 1, 20000) <= 0 || ::read(stdout_, &c, 1) != 1) break;
-      line += c;
-    }
-    return line;
-  }
-
-  // Sends `sig` and waits for the exit; returns the wait status.
-  int signalAndWait(int sig) {
-    ::kill(pid_, sig);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
-  int waitExit() {
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
+  explicit EchoServerProcess(std::vector<std::string> args)
+      : Subprocess(withBinary(std::move(args))) {}
 
  private:
-  pid_t pid_ = -1;
-  int stdout_ = -1;
+  static std::vector<std::string> withBinary(std::vector<std::string> args) {
+    args.insert(args.begin(), "examples/echo_server");
+    return args;
+  }
 };
-
-// Runs a shell command; returns its stdout and sets *status to its exit status.
-std::string shell(const std::string& command, int* status) {
-  FILE* f = ::popen(command.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  *status = ::pclose(f);
-  return out;
-}
-
-std::string portFrom(const std::string& line) {
-  return line.substr(line.rfind(':') + 1, std::string::npos);
-}
 
 TEST(EchoServerExample, ServesNcAndPythonThenExitsZeroOnSigterm) {
   EchoServerProcess server({"--port", "0"});
   std::string line = server.readLine();
   ASSERT_EQ(line.rfind("listening on 127.0.0.1:", 0), 0u) << line;
   std::string port = portFrom(line);
-  port.pop_back();  // newline
   ASSERT_GT(std::stoi(port), 0);
 
   int status = -1;
@@ -137,7 +72,6 @@ TEST(EchoServerExample, PortInUseExitsOneWithAMessage) {
   EchoServerProcess first({"--port", "0"});
   std::string line = first.readLine();
   std::string port = portFrom(line);
-  port.pop_back();
   EchoServerProcess second({"--port", port});
   int status = second.waitExit();
   ASSERT_TRUE(WIFEXITED(status));

@@ -10,11 +10,14 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "protocols/protocol.h"
+#include "reactor/deferred.h"
 #include "reactor/delayed_call.h"
+#include "reactor/reactor.h"
 #include "reactor/selectable.h"
 #include "transports/address.h"
 #include "transports/tcp_connection.h"
@@ -112,5 +115,56 @@ class Client : public Connection {
  private:
   std::shared_ptr<Connector> connector_;
 };
+
+namespace detail {
+template <class P, class... Args>
+class ConnectProtocolFactory : public ClientFactory {
+ public:
+  // P, telling the factory once its connectionMade has run.
+  class Made : public P {
+   public:
+    using P::P;
+    void connectionMade() override {
+      P::connectionMade();
+      static_cast<ConnectProtocolFactory*>(this->factory())->made(this);
+    }
+  };
+
+  ConnectProtocolFactory(Deferred<P*> d, Args... args)
+      : d_(std::move(d)), args_(std::move(args)...) {}
+  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+    return std::apply([](const Args&... a) { return std::make_unique<Made>(a...); }, args_);
+  }
+  void clientConnectionFailed(Connector&, const Failure& reason) override {
+    if (!d_.called()) d_.errback(reason);
+  }
+  void made(P* p) {
+    if (!d_.called()) d_.callback(p);
+  }
+
+ private:
+  Deferred<P*> d_;
+  std::tuple<Args...> args_;
+};
+}  // namespace detail
+
+// Connects to host:port and fires with a P(args...) once its connectionMade has run, or fails
+// with the connect error (Twisted's connectProtocol on a TCP endpoint). The protocol is owned by
+// its connection: the pointer is valid until its connectionLost returns. Cancelling the
+// Deferred stops the attempt.
+template <class P, class... Args>
+Deferred<P*> connectProtocol(Reactor& reactor, std::string_view host, uint16_t port, double timeout,
+                             Args... args) {
+  auto connector = std::make_shared<std::weak_ptr<Connector>>();
+  Deferred<P*> d([connector](Deferred<P*>&) {
+    if (auto c = connector->lock(); c && c->state() == Connector::State::Connecting) {
+      c->stopConnecting();
+    }
+  });
+  auto factory =
+      std::make_shared<detail::ConnectProtocolFactory<P, Args...>>(d, std::move(args)...);
+  *connector = reactor.connectTCP(host, port, std::move(factory), timeout);
+  return d;
+}
 
 }  // namespace twist

@@ -100,8 +100,8 @@ Port::~Port() {
   if (spareFd_ >= 0) ::close(spareFd_);
 }
 
-void Port::stopListening() {
-  if (listener_ == nullptr) return;
+Deferred<void> Port::stopListening() {
+  if (listener_ == nullptr) return succeed();
   evconnlistener_free(listener_);
   listener_ = nullptr;
   if (spareFd_ >= 0) ::close(spareFd_);
@@ -110,7 +110,8 @@ void Port::stopListening() {
   factory_->doStop();
   Reactor* r = reactor_;
   reactor_ = nullptr;
-  r->removeSelectable(this);  // last: may free this object once the callback returns
+  r->removeSelectable(this);  // may free this object once the callback returns
+  return succeed();
 }
 
 void Port::onAccept(evconnlistener*, int fd, struct sockaddr* sa, int len, void* arg) {

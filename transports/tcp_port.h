@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "protocols/protocol.h"
+#include "reactor/deferred.h"
 #include "reactor/delayed_call.h"
 #include "reactor/selectable.h"
 #include "transports/address.h"
@@ -32,12 +33,13 @@ class Port : public Selectable, public std::enable_shared_from_this<Port> {
   // The address actually bound (the real port when 0 was asked).
   Address getHost() const { return host_; }
   // Closes the listening socket now (the port can be bound again at once); connections already
-  // accepted go on. Calls the factory's stopFactory if this was its last port. Idempotent.
-  void stopListening();
+  // accepted go on. Calls the factory's stopFactory if this was its last port. Idempotent. The
+  // Deferred fires once the port is closed (already, for TCP).
+  Deferred<void> stopListening();
   bool listening() const { return listener_ != nullptr; }
   ServerFactory& factory() const { return *factory_; }
 
-  void reactorShutdown() override { stopListening(); }
+  void reactorShutdown() override { (void)stopListening(); }
 
  private:
   Port(Reactor& reactor, std::shared_ptr<ServerFactory> factory);

@@ -1,0 +1,104 @@
+// Runs an example binary as its own process for end-to-end tests: reads its stdout line by
+// line with a deadline, signals it, waits for its exit status.
+#pragma once
+
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace twist::testing {
+
+class Subprocess {
+ public:
+  // args[0] is the binary's path relative to the test's runfiles ("examples/echo_server").
+  // stderr is merged into stdout when mergeStderr is set.
+  explicit Subprocess(std::vector<std::string> args, bool mergeStderr = false) {
+    int out[2];
+    if (::pipe(out) != 0) throw std::runtime_error("pipe");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+    if (mergeStderr) posix_spawn_file_actions_adddup2(&actions, out[1], 2);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    if (rc != 0) throw std::runtime_error("posix_spawn " + args[0] + " failed");
+    stdout_ = out[0];
+  }
+  ~Subprocess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    ::close(stdout_);
+  }
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+
+  // The next line of output, with its "\n" ("" at EOF or after `timeoutSeconds`).
+  std::string readLine(double timeoutSeconds = 20) {
+    std::string line;
+    char c;
+    while (line.empty() || line.back() != '\n') {
+      pollfd p{stdout_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(timeoutSeconds * 1000)) <= 0) break;
+      if (::read(stdout_, &c, 1) != 1) break;
+      line += c;
+    }
+    return line;
+  }
+  // Reads lines until one contains `needle`; returns it ("" if none came in time).
+  std::string readUntil(const std::string& needle, double timeoutSeconds = 20) {
+    for (;;) {
+      std::string line = readLine(timeoutSeconds);
+      if (line.empty() || line.find(needle) != std::string::npos) return line;
+    }
+  }
+  // Sends `sig` and waits for the exit; returns the wait status.
+  int signalAndWait(int sig) {
+    ::kill(pid_, sig);
+    return waitExit();
+  }
+  int waitExit() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int stdout_ = -1;
+};
+
+// The port in a "listening on HOST:PORT\n" line.
+inline std::string portFrom(std::string line) {
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  return line.substr(line.rfind(':') + 1);
+}
+
+// Runs a shell command; returns its stdout and sets *status to its wait status.
+inline std::string shell(const std::string& command, int* status) {
+  FILE* f = ::popen(command.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  *status = ::pclose(f);
+  return out;
+}
+
+}  // namespace twist::testing

@@ -12,17 +12,14 @@
 
 namespace {
 
-void onRead(bufferevent* bev, void*) {
-  bufferevent_write_buffer(bev, bufferevent_get_input(bev));
-}
+void onRead(bufferevent* bev, void*) { bufferevent_write_buffer(bev, bufferevent_get_input(bev)); }
 
 void onEvent(bufferevent* bev, short what, void*) {
   if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) bufferevent_free(bev);
 }
 
 void onAccept(evconnlistener* l, evutil_socket_t fd, sockaddr*, int, void*) {
-  bufferevent* bev =
-      bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
+  bufferevent* bev = bufferevent_socket_new(evconnlistener_get_base(l), fd, BEV_OPT_CLOSE_ON_FREE);
   bufferevent_setcb(bev, onRead, nullptr, onEvent, nullptr);
   bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
@@ -36,9 +33,9 @@ int main(int argc, char** argv) {
   sa.sin_family = AF_INET;
   sa.sin_port = htons(flags.port);
   inet_pton(AF_INET, flags.interface.c_str(), &sa.sin_addr);
-  evconnlistener* l = evconnlistener_new_bind(base, onAccept, nullptr,
-                                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
-                                              reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  evconnlistener* l =
+      evconnlistener_new_bind(base, onAccept, nullptr, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                              1024, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
   if (l == nullptr) {
     std::perror("listen");
     return 1;

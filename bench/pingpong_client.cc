@@ -7,9 +7,9 @@
 //
 // Prints one line: bytes=... msgs=... seconds=... p50_us=... p99_us=...
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -72,11 +72,16 @@ int main(int argc, char** argv) {
   std::string mode = "pingpong";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--port") port = std::atoi(v.c_str());
-    else if (k == "--conns") conns = std::atoi(v.c_str());
-    else if (k == "--size") size = std::atoi(v.c_str());
-    else if (k == "--seconds") seconds = std::atof(v.c_str());
-    else if (k == "--mode") mode = v;
+    if (k == "--port")
+      port = std::atoi(v.c_str());
+    else if (k == "--conns")
+      conns = std::atoi(v.c_str());
+    else if (k == "--size")
+      size = std::atoi(v.c_str());
+    else if (k == "--seconds")
+      seconds = std::atof(v.c_str());
+    else if (k == "--mode")
+      mode = v;
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
@@ -113,8 +118,8 @@ int main(int argc, char** argv) {
   }
 
   const auto start = Clock::now();
-  const auto end = start + std::chrono::duration_cast<Clock::duration>(
-                               std::chrono::duration<double>(seconds));
+  const auto end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   for (auto& c : cs) {
     c.sentAt = start;
     if (!sendOrQueue(ep, c, block.data(), block.size())) die("send");

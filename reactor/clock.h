@@ -33,7 +33,7 @@ class Clock : public IReactorTime, private TimerQueue::Owner {
 
  private:
   double now() const override { return now_; }
-  void wakeUpBy(double) override {}
+  void wakeUpBy(double, double) override {}
 
   double now_ = 0;
   TimerQueue queue_{*this};

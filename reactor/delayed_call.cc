@@ -52,13 +52,14 @@ TimerQueue::~TimerQueue() {
 
 DelayedCall TimerQueue::schedule(double delaySeconds, std::function<void()> fn) {
   auto s = std::make_shared<DelayedCallState>();
-  s->time = owner_.now() + (delaySeconds > 0 ? delaySeconds : 0);
+  const double now = owner_.now();
+  s->time = now + (delaySeconds > 0 ? delaySeconds : 0);
   s->seq = nextSeq_++;
   s->fn = std::move(fn);
   s->queue = this;
   s->queued = true;
   calls_.insert(s);
-  owner_.wakeUpBy(s->time);
+  owner_.wakeUpBy(s->time, now);
   return DelayedCall(std::move(s));
 }
 
@@ -79,7 +80,7 @@ void TimerQueue::moveTo(DelayedCallState& s, double time) {
   s.seq = nextSeq_++;  // a moved call goes behind the calls already due at the same time
   s.queued = true;
   calls_.insert(s.shared_from_this());
-  owner_.wakeUpBy(s.time);
+  owner_.wakeUpBy(s.time, owner_.now());
 }
 
 size_t TimerQueue::runDue(double now, const std::function<void()>& onError) {

@@ -77,8 +77,9 @@ class TimerQueue {
   class Owner {
    public:
     virtual double now() const = 0;
-    // A call was scheduled for `time`; wake up no later than then.
-    virtual void wakeUpBy(double time) = 0;
+    // A call was scheduled for `time` (`now` is the owner's time when it was scheduled, read
+    // once by the queue); wake up no later than then.
+    virtual void wakeUpBy(double time, double now) = 0;
 
    protected:
     ~Owner() = default;

@@ -62,12 +62,16 @@ struct Reactor::Impl : TimerQueue::Owner {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
   }
-  void wakeUpBy(double time) override {
+  void wakeUpBy(double time, double scheduledAt) override {
     if (timerArmed && time >= timerArmedFor) return;
-    // libevent measures the timeout from its cached loop time, which lags the real clock inside
-    // callbacks; refresh it so the timer does not fire early.
-    event_base_update_cache_time(base);
-    timeval tv = toTimeval(time - now());
+    timeval tv{0, 0};
+    if (time > scheduledAt) {
+      // libevent measures the timeout from its cached loop time, which lags the real clock
+      // inside callbacks; refresh it so the timer does not fire early. (A call due now needs
+      // neither: a zero timeout fires on the next pass. Clock reads are not free.)
+      event_base_update_cache_time(base);
+      tv = toTimeval(time - now());
+    }
     event_add(timerEvent, &tv);
     timerArmed = true;
     timerArmedFor = time;
@@ -80,7 +84,7 @@ struct Reactor::Impl : TimerQueue::Owner {
       log::error("reactor", "Unhandled error in a delayed call: " + Failure::current().toString());
     });
     double next = self->timers.nextTime();
-    if (next >= 0) self->wakeUpBy(next);
+    if (next >= 0) self->wakeUpBy(next, -1);
   }
 
   static void onWake(evutil_socket_t fd, short, void* arg) {

@@ -1,0 +1,268 @@
+#include "protocols/basic.h"
+
+#include <string>
+
+#include "reactor/log.h"
+
+namespace twist {
+namespace {
+
+// Feeds `data` to a framer. Complete messages in a fresh chunk are parsed straight from the
+// caller's bytes (no copy); only what is left over is kept in `buffer`. Data that arrives while
+// the framer is inside its own callbacks (dataReceived called re-entrantly) is queued behind the
+// current input. `parse` returns how many bytes it consumed; the views it hands out point into
+// storage nothing else changes during the call.
+template <class Parse>
+void feed(std::string& buffer, bool& busy, std::string_view data, Parse&& parse) {
+  if (busy) {
+    buffer.append(data);
+    return;
+  }
+  busy = true;
+  std::string work;
+  std::string_view input = data;
+  if (!buffer.empty()) {
+    buffer.append(data);
+    work = std::move(buffer);
+    buffer.clear();
+    input = work;
+  }
+  for (;;) {
+    size_t used = parse(input);
+    bool reentered = !buffer.empty();
+    std::string rest(input.substr(used));
+    rest += buffer;
+    buffer.clear();
+    if (!reentered || used == 0) {
+      buffer = std::move(rest);
+      break;
+    }
+    work = std::move(rest);
+    input = work;
+  }
+  busy = false;
+}
+
+}  // namespace
+
+// ---- LineReceiver ----
+
+bool LineReceiver::stopped() const {
+  return paused_ || (transport() != nullptr && transport()->disconnecting());
+}
+
+void LineReceiver::dataReceived(std::string_view data) {
+  feed(buffer_, busy_, data, [this](std::string_view in) { return parse(in); });
+}
+
+size_t LineReceiver::parse(std::string_view input) {
+  size_t pos = 0;
+  while (pos < input.size() && !stopped()) {
+    if (!lineMode_) {
+      std::string_view raw = input.substr(pos);
+      pos = input.size();
+      rest_ = {};
+      rawDataReceived(raw);
+      continue;
+    }
+    size_t end = input.find(delimiter_, pos);
+    if (end == std::string_view::npos) {
+      // A partial line that can no longer end within the limit is already too long.
+      if (input.size() - pos >= maxLength_ + delimiter_.size()) {
+        std::string_view partial = input.substr(pos);
+        pos = input.size();
+        lineLengthExceeded(partial);
+      }
+      break;
+    }
+    if (end - pos > maxLength_) {
+      std::string_view tooLong = input.substr(pos);
+      pos = input.size();
+      lineLengthExceeded(tooLong);
+      break;
+    }
+    std::string_view line = input.substr(pos, end - pos);
+    pos = end + delimiter_.size();
+    rest_ = input.substr(pos);
+    lineReceived(line);
+    if (cleared_) {  // clearLineBuffer() took the rest
+      cleared_ = false;
+      pos = input.size();
+    }
+  }
+  rest_ = {};
+  return pos;
+}
+
+void LineReceiver::sendLine(std::string_view line) {
+  std::string_view parts[] = {line, delimiter_};
+  transport()->writeSequence(parts);
+}
+
+void LineReceiver::setLineMode(std::string_view extra) {
+  lineMode_ = true;
+  if (!extra.empty()) dataReceived(extra);
+}
+
+std::string LineReceiver::clearLineBuffer() {
+  std::string out;
+  if (busy_) {
+    out.assign(rest_);
+    rest_ = {};
+    cleared_ = true;
+  }
+  out += buffer_;
+  buffer_.clear();
+  return out;
+}
+
+void LineReceiver::pauseProducing() {
+  paused_ = true;
+  if (transport() != nullptr) transport()->pauseProducing();
+}
+
+void LineReceiver::resumeProducing() {
+  paused_ = false;
+  if (transport() != nullptr) transport()->resumeProducing();
+  dataReceived("");  // lines that arrived while paused
+}
+
+void LineReceiver::lineLengthExceeded(std::string_view) {
+  if (transport() != nullptr) transport()->loseConnection();
+}
+
+// ---- IntNStringReceiver ----
+
+StringTooLongError::StringTooLongError(size_t length, size_t limit)
+    : Error("StringTooLongError: a string of " + std::to_string(length) +
+            " bytes does not fit a length prefix whose largest value is " + std::to_string(limit)) {
+}
+
+bool IntNStringReceiver::stopped() const {
+  return paused_ || (transport() != nullptr && transport()->disconnecting());
+}
+
+void IntNStringReceiver::dataReceived(std::string_view data) {
+  feed(buffer_, busy_, data, [this](std::string_view in) { return parse(in); });
+}
+
+size_t IntNStringReceiver::parse(std::string_view input) {
+  const size_t n = static_cast<size_t>(prefixBytes_);
+  size_t pos = 0;
+  while (!stopped() && input.size() - pos >= n) {
+    uint64_t length = 0;
+    for (size_t i = 0; i < n; ++i)
+      length = (length << 8) | static_cast<unsigned char>(input[pos + i]);
+    if (length > maxLength_) {
+      pos = input.size();  // the stream cannot be resynchronised: drop it
+      lengthLimitExceeded(static_cast<size_t>(length));
+      break;
+    }
+    if (input.size() - pos - n < length) break;
+    std::string_view s = input.substr(pos + n, static_cast<size_t>(length));
+    pos += n + static_cast<size_t>(length);
+    stringReceived(s);
+  }
+  return pos;
+}
+
+void IntNStringReceiver::sendString(std::string_view s) {
+  const uint64_t limit = (uint64_t{1} << (8 * prefixBytes_)) - 1;
+  if (s.size() > limit) throw StringTooLongError(s.size(), static_cast<size_t>(limit));
+  char prefix[4];
+  for (int i = 0; i < prefixBytes_; ++i) {
+    prefix[i] = static_cast<char>((s.size() >> (8 * (prefixBytes_ - 1 - i))) & 0xff);
+  }
+  std::string_view parts[] = {std::string_view(prefix, static_cast<size_t>(prefixBytes_)), s};
+  transport()->writeSequence(parts);
+}
+
+void IntNStringReceiver::pauseProducing() {
+  paused_ = true;
+  if (transport() != nullptr) transport()->pauseProducing();
+}
+
+void IntNStringReceiver::resumeProducing() {
+  paused_ = false;
+  if (transport() != nullptr) transport()->resumeProducing();
+  dataReceived("");
+}
+
+void IntNStringReceiver::lengthLimitExceeded(size_t) {
+  if (transport() != nullptr) transport()->loseConnection();
+}
+
+// ---- NetstringReceiver ----
+
+bool NetstringReceiver::stopped() const {
+  return brokenPeer() || (transport() != nullptr && transport()->disconnecting());
+}
+
+void NetstringReceiver::dataReceived(std::string_view data) {
+  feed(buffer_, busy_, data, [this](std::string_view in) { return parse(in); });
+}
+
+size_t NetstringReceiver::parse(std::string_view input) {
+  const size_t maxDigits = std::to_string(maxLength_).size();
+  size_t pos = 0;
+  while (pos < input.size() && !stopped()) {
+    size_t colon = input.find(':', pos);
+    std::string_view digits =
+        input.substr(pos, colon == std::string_view::npos ? std::string_view::npos : colon - pos);
+    for (char c : digits) {
+      if (c < '0' || c > '9') {
+        fail(std::string("invalid character in a netstring length: '") + c + "'");
+        return input.size();
+      }
+    }
+    if (digits.size() > 1 && digits[0] == '0') {
+      fail("netstring length has a leading zero");
+      return input.size();
+    }
+    if (digits.size() > maxDigits) {
+      fail("netstring length has more digits than the maximum " + std::to_string(maxLength_));
+      return input.size();
+    }
+    if (colon == std::string_view::npos) break;  // the length goes on in the next chunk
+    if (digits.empty()) {
+      fail("netstring has no length before ':'");
+      return input.size();
+    }
+    size_t length = std::stoul(std::string(digits));
+    if (length > maxLength_) {
+      fail("netstring length " + std::to_string(length) + " exceeds the maximum " +
+           std::to_string(maxLength_));
+      return input.size();
+    }
+    size_t dataStart = colon + 1;
+    if (input.size() - dataStart < length + 1) break;  // wait for the data and the comma
+    if (input[dataStart + length] != ',') {
+      fail("netstring of length " + std::to_string(length) + " is not followed by ','");
+      return input.size();
+    }
+    std::string_view s = input.substr(dataStart, length);
+    pos = dataStart + length + 1;
+    stringReceived(s);
+  }
+  return pos;
+}
+
+void NetstringReceiver::fail(const std::string& why) {
+  parseError_ = why;
+  netstringParseError(NetstringParseError(why));
+}
+
+void NetstringReceiver::netstringParseError(const NetstringParseError& error) {
+  std::string peer = transport() != nullptr ? transport()->getPeer().hostPort() : "(no peer)";
+  log::warn("basic.NetstringReceiver",
+            std::string("Closing the connection from ") + peer + ": " + error.what());
+  if (transport() != nullptr) transport()->loseConnection();
+}
+
+void NetstringReceiver::sendString(std::string_view s) {
+  std::string prefix = std::to_string(s.size()) + ":";
+  std::string_view parts[] = {prefix, s, ","};
+  transport()->writeSequence(parts);
+}
+
+}  // namespace twist

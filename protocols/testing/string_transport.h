@@ -1,0 +1,74 @@
+// Public, for tests. StringTransport: an in-memory ITransport (twisted.internet.testing's
+// StringTransport). What a protocol writes collects in value(); close and abort calls are
+// recorded, never acted on, so a test drives the protocol by hand:
+//
+//   twist::StringTransport t;
+//   MyProtocol p;
+//   p.makeConnection(&t);
+//   p.dataReceived("request\r\n");
+//   EXPECT_EQ(t.value(), "response\r\n");
+//   p.notifyConnectionLost(twist::Failure::of(twist::ConnectionDone()));
+#pragma once
+
+#include <string>
+
+#include "transports/transport.h"
+
+namespace twist {
+
+class StringTransport : public ITransport {
+ public:
+  explicit StringTransport(Address peer = Address(Address::Family::IPv4, "192.0.2.2", 12345),
+                           Address host = Address(Address::Family::IPv4, "10.0.0.1", 8000))
+      : peer_(std::move(peer)), host_(std::move(host)) {}
+
+  // Everything written so far (writes after loseConnection/abortConnection are ignored, as on a
+  // real connection).
+  const std::string& value() const { return written_; }
+  void clear() { written_.clear(); }
+
+  // What the protocol asked for.
+  bool loseConnectionCalled() const { return lostCalled_; }
+  bool abortConnectionCalled() const { return abortCalled_; }
+  bool loseWriteConnectionCalled() const { return writeShutdown_; }
+  bool paused() const { return paused_; }
+  int pauseCount() const { return pauses_; }
+
+  void write(std::string_view data) override {
+    if (!disconnecting_ && !writeShutdown_) written_.append(data);
+  }
+  void writeSequence(std::span<const std::string_view> data) override {
+    for (auto d : data) write(d);
+  }
+  void loseConnection() override {
+    lostCalled_ = true;
+    disconnecting_ = true;
+  }
+  void abortConnection() override {
+    abortCalled_ = true;
+    disconnecting_ = true;
+  }
+  void loseWriteConnection() override { writeShutdown_ = true; }
+  void pauseProducing() override {
+    paused_ = true;
+    ++pauses_;
+  }
+  void resumeProducing() override { paused_ = false; }
+  Address getPeer() const override { return peer_; }
+  Address getHost() const override { return host_; }
+  void setTcpNoDelay(bool on) override { noDelay_ = on; }
+  bool getTcpNoDelay() const override { return noDelay_; }
+  void setTcpKeepAlive(bool on) override { keepAlive_ = on; }
+  bool getTcpKeepAlive() const override { return keepAlive_; }
+  bool disconnecting() const override { return disconnecting_; }
+  size_t bufferedSize() const override { return 0; }
+
+ private:
+  Address peer_, host_;
+  std::string written_;
+  bool lostCalled_ = false, abortCalled_ = false, writeShutdown_ = false;
+  bool disconnecting_ = false, paused_ = false, noDelay_ = false, keepAlive_ = false;
+  int pauses_ = 0;
+};
+
+}  // namespace twist

@@ -1,5 +1,6 @@
 #include "protocols/basic.h"
 
+#include <cstring>
 #include <string>
 
 #include "reactor/log.h"
@@ -55,42 +56,68 @@ void LineReceiver::dataReceived(std::string_view data) {
   feed(buffer_, busy_, data, [this](std::string_view in) { return parse(in); });
 }
 
+// Where the next delimiter starts at or after `from`, or npos. Looks for the delimiter's last
+// byte with memchr and checks the bytes before it: the per-line cost stays close to a bare
+// memchr splitter's (bench/parse_bench), which matters for short lines.
+static size_t findDelimiter(std::string_view input, size_t from, std::string_view delimiter) {
+  const size_t d = delimiter.size();
+  const char last = delimiter[d - 1];
+  const char* base = input.data();
+  size_t p = from + d - 1;
+  while (p < input.size()) {
+    const void* hit = std::memchr(base + p, last, input.size() - p);
+    if (hit == nullptr) return std::string_view::npos;
+    p = static_cast<size_t>(static_cast<const char*>(hit) - base);
+    // One- and two-byte delimiters ("\n", "\r\n") need no memcmp call.
+    if (d == 1 || (d == 2 ? base[p - 1] == delimiter[0]
+                          : std::memcmp(base + p - (d - 1), delimiter.data(), d - 1) == 0)) {
+      return p - (d - 1);
+    }
+    ++p;
+  }
+  return std::string_view::npos;
+}
+
 size_t LineReceiver::parse(std::string_view input) {
+  parsing_ = input;
+  restFrom_ = input.size();
+  const char* base = input.data();
+  const size_t d = delimiter_.size();
   size_t pos = 0;
   while (pos < input.size() && !stopped()) {
     if (!lineMode_) {
-      std::string_view raw = input.substr(pos);
+      std::string_view raw(base + pos, input.size() - pos);
       pos = input.size();
-      rest_ = {};
+      restFrom_ = input.size();
       rawDataReceived(raw);
       continue;
     }
-    size_t end = input.find(delimiter_, pos);
+    size_t end = findDelimiter(input, pos, delimiter_);
     if (end == std::string_view::npos) {
       // A partial line that can no longer end within the limit is already too long.
-      if (input.size() - pos >= maxLength_ + delimiter_.size()) {
-        std::string_view partial = input.substr(pos);
+      if (input.size() - pos >= maxLength_ + d) {
+        std::string_view partial(base + pos, input.size() - pos);
         pos = input.size();
         lineLengthExceeded(partial);
       }
       break;
     }
     if (end - pos > maxLength_) {
-      std::string_view tooLong = input.substr(pos);
+      std::string_view tooLong(base + pos, input.size() - pos);
       pos = input.size();
       lineLengthExceeded(tooLong);
       break;
     }
-    std::string_view line = input.substr(pos, end - pos);
-    pos = end + delimiter_.size();
-    rest_ = input.substr(pos);
+    std::string_view line(base + pos, end - pos);
+    pos = end + d;
+    restFrom_ = pos;
     lineReceived(line);
     if (cleared_) {  // clearLineBuffer() took the rest
       cleared_ = false;
       pos = input.size();
     }
   }
-  rest_ = {};
+  parsing_ = {};
   return pos;
 }
 
@@ -107,8 +134,8 @@ void LineReceiver::setLineMode(std::string_view extra) {
 std::string LineReceiver::clearLineBuffer() {
   std::string out;
   if (busy_) {
-    out.assign(rest_);
-    rest_ = {};
+    out.assign(parsing_.substr(restFrom_));
+    restFrom_ = parsing_.size();
     cleared_ = true;
   }
   out += buffer_;

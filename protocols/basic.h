@@ -56,8 +56,9 @@ class LineReceiver : public Protocol {
   std::string delimiter_ = "\r\n";
   size_t maxLength_ = kDefaultMaxLength;
   std::string buffer_;
-  std::string_view rest_;  // while a line is delivered: the unparsed rest of the input
-  bool cleared_ = false;   // clearLineBuffer() took rest_ during a callback
+  std::string_view parsing_;  // the input parse() is working through
+  size_t restFrom_ = 0;       // where its unparsed rest starts (for clearLineBuffer)
+  bool cleared_ = false;      // clearLineBuffer() took rest_ during a callback
   bool lineMode_ = true;
   bool paused_ = false;
   bool busy_ = false;  // inside dataReceived: data delivered re-entrantly is only buffered

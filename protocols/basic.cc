@@ -1,6 +1,7 @@
 #include "protocols/basic.h"
 
 #include <cstring>
+#include <stdexcept>
 #include <string>
 
 #include "reactor/log.h"
@@ -121,6 +122,12 @@ size_t LineReceiver::parse(std::string_view input) {
   return pos;
 }
 
+void LineReceiver::setDelimiter(std::string delimiter) {
+  if (delimiter.empty())
+    throw std::invalid_argument("LineReceiver: the delimiter must not be empty");
+  delimiter_ = std::move(delimiter);
+}
+
 void LineReceiver::sendLine(std::string_view line) {
   std::string_view parts[] = {line, delimiter_};
   transport()->writeSequence(parts);
@@ -236,19 +243,22 @@ size_t NetstringReceiver::parse(std::string_view input) {
     size_t colon = input.find(':', pos);
     std::string_view digits =
         input.substr(pos, colon == std::string_view::npos ? std::string_view::npos : colon - pos);
-    for (char c : digits) {
+    // Checked character by character, in stream order, so the first fault reported is the
+    // same however the input was split (the fuzzer holds us to it).
+    for (size_t i = 0; i < digits.size(); ++i) {
+      char c = digits[i];
       if (c < '0' || c > '9') {
         fail(std::string("invalid character in a netstring length: '") + c + "'");
         return input.size();
       }
-    }
-    if (digits.size() > 1 && digits[0] == '0') {
-      fail("netstring length has a leading zero");
-      return input.size();
-    }
-    if (digits.size() > maxDigits) {
-      fail("netstring length has more digits than the maximum " + std::to_string(maxLength_));
-      return input.size();
+      if (i == 1 && digits[0] == '0') {
+        fail("netstring length has a leading zero");
+        return input.size();
+      }
+      if (i + 1 > maxDigits) {
+        fail("netstring length has more digits than the maximum " + std::to_string(maxLength_));
+        return input.size();
+      }
     }
     if (colon == std::string_view::npos) break;  // the length goes on in the next chunk
     if (digits.empty()) {

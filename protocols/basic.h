@@ -37,7 +37,8 @@ class LineReceiver : public Protocol {
   void resumeProducing();
   bool paused() const { return paused_; }
 
-  void setDelimiter(std::string delimiter) { delimiter_ = std::move(delimiter); }
+  // Throws std::invalid_argument for an empty delimiter.
+  void setDelimiter(std::string delimiter);
   const std::string& delimiter() const { return delimiter_; }
   void setMaxLength(size_t n) { maxLength_ = n; }
   size_t maxLength() const { return maxLength_; }

@@ -94,6 +94,11 @@ TEST(LineReceiver, OtherDelimiters) {
   expectSplitInvariant<Lines>(word, "aENDbENENDEND", {"a", "bEN", ""});
 }
 
+TEST(LineReceiver, EmptyDelimiterIsRefused) {
+  Lines p;
+  EXPECT_THROW(p.setDelimiter(""), std::invalid_argument);
+}
+
 TEST(LineReceiver, MaxLengthAtTheBoundary) {
   StringTransport t;
   Lines p;
@@ -389,6 +394,33 @@ TEST(NetstringReceiver, LimitAtTheBoundaryAndGarbage) {
     for (auto& c : junk) c = static_cast<char>(rng());
     q.dataReceived(junk);  // no crash, and no unbounded wait on garbage
     EXPECT_TRUE(q.brokenPeer() || junk.find(':') == std::string::npos);
+  }
+}
+
+TEST(NetstringReceiver, TheFirstFaultReportedDoesNotDependOnTheSplit) {
+  // Found by the fuzzer: a leading zero, then a bad character.
+  auto make = [] {
+    auto p = std::make_unique<Netstrings>();
+    p->setMaxLength(10);
+    return p;
+  };
+  const std::string stream = "058hello,";
+  std::string whole;
+  {
+    StringTransport t;
+    auto p = make();
+    p->makeConnection(&t);
+    p->dataReceived(stream);
+    whole = p->parseError();
+  }
+  EXPECT_NE(whole.find("leading zero"), std::string::npos) << whole;
+  for (size_t split = 0; split <= stream.size(); ++split) {
+    StringTransport t;
+    auto p = make();
+    p->makeConnection(&t);
+    p->dataReceived(stream.substr(0, split));
+    p->dataReceived(stream.substr(split));
+    EXPECT_EQ(p->parseError(), whole) << "split at " << split;
   }
 }
 

@@ -1,0 +1,48 @@
+// NetstringReceiver on arbitrary bytes: no crash or hang, and split invariance of the strings,
+// of whether the peer was found broken, and of the reason given.
+#include <cstdlib>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "protocols/basic.h"
+#include "protocols/testing/string_transport.h"
+#include "reactor/log.h"
+#include "tests/fuzz/fuzz_util.h"
+
+namespace {
+
+class Netstrings : public twist::NetstringReceiver {
+ public:
+  std::vector<std::string> got;
+  void stringReceived(std::string_view s) override { got.emplace_back(s); }
+  void netstringParseError(const twist::NetstringParseError&) override {
+    transport()->loseConnection();  // quietly: no log line per input
+  }
+};
+
+auto run(std::string_view stream, uint8_t config, const std::vector<size_t>& chunks) {
+  twist::StringTransport t;
+  Netstrings p;
+  p.setMaxLength(config * 5u);
+  p.makeConnection(&t);
+  size_t pos = 0;
+  for (size_t c : chunks) {
+    p.dataReceived(stream.substr(pos, c));
+    pos += c;
+  }
+  p.dataReceived(stream.substr(pos));
+  return std::make_tuple(p.got, p.brokenPeer(), p.parseError());
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 2) return 0;
+  std::string_view stream(reinterpret_cast<const char*>(data) + 2, size - 2);
+  if (run(stream, data[0], {}) !=
+      run(stream, data[0], twist::fuzz::chunkSizes(stream.size(), data[1]))) {
+    std::abort();
+  }
+  return 0;
+}

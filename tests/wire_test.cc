@@ -1,0 +1,85 @@
+// The RFC wire protocols: through StringTransport, and each served over real sockets.
+#include "protocols/wire.h"
+
+#include <gtest/gtest.h>
+
+#include <ctime>
+
+#include "protocols/echo.h"
+#include "protocols/testing/string_transport.h"
+#include "reactor/reactor.h"
+#include "tests/test_util.h"
+#include "transports/tcp_port.h"
+
+namespace twist {
+namespace {
+
+TEST(Wire, DiscardIgnoresEverything) {
+  StringTransport t;
+  Discard p;
+  p.makeConnection(&t);
+  p.dataReceived("anything at all");
+  EXPECT_EQ(t.value(), "");
+  EXPECT_FALSE(t.loseConnectionCalled());
+}
+
+TEST(Wire, DaytimeSendsTheDateAndCloses) {
+  StringTransport t;
+  Daytime p;
+  p.makeConnection(&t);
+  std::tm tm{};
+  ASSERT_NE(strptime(t.value().c_str(), "%a %b %d %H:%M:%S %Y", &tm), nullptr) << t.value();
+  EXPECT_EQ(t.value().substr(t.value().size() - 2), "\r\n");
+  EXPECT_TRUE(t.loseConnectionCalled());
+}
+
+TEST(Wire, TimeSendsSecondsSince1900) {
+  StringTransport t;
+  Time p;
+  p.makeConnection(&t);
+  ASSERT_EQ(t.value().size(), 4u);
+  uint32_t v = 0;
+  for (char c : t.value()) v = (v << 8) | static_cast<unsigned char>(c);
+  int64_t unix = static_cast<int64_t>(v) - static_cast<int64_t>(Time::kSecondsFrom1900To1970);
+  EXPECT_NEAR(static_cast<double>(unix), static_cast<double>(std::time(nullptr)), 5);
+  EXPECT_TRUE(t.loseConnectionCalled());
+}
+
+TEST(Wire, QotdSendsAQuoteAndCloses) {
+  StringTransport t;
+  QOTD p("Be yourself.\r\n");
+  p.makeConnection(&t);
+  EXPECT_EQ(t.value(), "Be yourself.\r\n");
+  EXPECT_TRUE(t.loseConnectionCalled());
+}
+
+// Each server over a real socket: what a client reads until the server closes.
+std::string fetch(Reactor& r, std::shared_ptr<ServerFactory> f, const std::string& send = "") {
+  auto port = r.listenTCP(0, std::move(f), 50, "127.0.0.1");
+  std::string got;
+  testing::ClientThread client([&] {
+    int fd = testing::connectTo(port->getHost().port());
+    if (!send.empty()) {
+      testing::sendAll(fd, send);
+      ::shutdown(fd, SHUT_WR);
+    }
+    got = testing::recvUntilEof(fd);
+    ::close(fd);
+  });
+  EXPECT_TRUE(testing::runUntil(r, [&] { return client.done(); }));
+  return got;
+}
+
+TEST(Wire, OverRealSockets) {
+  Reactor r(testing::quietOptions());
+  EXPECT_EQ(fetch(r, Factory::forProtocol<Echo>(), "echo me"), "echo me");
+  EXPECT_EQ(fetch(r, Factory::forProtocol<Discard>(), "drop me"), "");
+  EXPECT_EQ(fetch(r, Factory::forProtocol<QOTD>(std::string("Q\r\n"))), "Q\r\n");
+  EXPECT_EQ(fetch(r, Factory::forProtocol<Time>()).size(), 4u);
+  std::string daytime = fetch(r, Factory::forProtocol<Daytime>());
+  std::tm tm{};
+  EXPECT_NE(strptime(daytime.c_str(), "%a %b %d %H:%M:%S %Y\r\n", &tm), nullptr) << daytime;
+}
+
+}  // namespace
+}  // namespace twist

@@ -48,6 +48,34 @@ class Time : public Protocol {
   }
 };
 
+// RFC 864: sends the character-generator pattern until the client hangs up, with flow control:
+// it is a pull producer, so it writes one chunk each time the socket can take more and never
+// buffers without bound however slowly the client reads.
+class Chargen : public Protocol, public IProducer {
+ public:
+  static constexpr size_t kLine = 72;        // characters per line, before "\r\n"
+  static constexpr size_t kChunkLines = 64;  // lines per write
+
+  void connectionMade() override { transport()->registerProducer(this, false); }
+  void connectionLost(const Failure&) override {}
+  void dataReceived(std::string_view) override {}  // input is ignored
+  void resumeProducing() override {
+    std::string chunk;
+    chunk.reserve(kChunkLines * (kLine + 2));
+    for (size_t i = 0; i < kChunkLines; ++i) chunk += line(next_++);
+    transport()->write(chunk);
+  }
+  // Line n of the pattern: the 95 printable ASCII characters, rotating by one per line.
+  static std::string line(size_t n) {
+    std::string out(kLine, ' ');
+    for (size_t i = 0; i < kLine; ++i) out[i] = static_cast<char>(' ' + (n + i) % 95);
+    return out + "\r\n";
+  }
+
+ private:
+  size_t next_ = 0;
+};
+
 // RFC 865: sends a quote and closes.
 class QOTD : public Protocol {
  public:

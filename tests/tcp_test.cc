@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <sys/time.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -548,6 +549,107 @@ TEST(Tcp, PauseAndResumeProducing) {
   ::close(fd);
   ASSERT_TRUE(runUntil(r, [&] { return f->lostCount() == 1; }));
   f->expectEachLostOnce();
+}
+
+// A push producer that writes 256 KiB per loop pass while it is not paused, to a client that
+// reads slowly: the transport pauses it above the high-water mark and resumes it once drained,
+// so its buffer stays bounded; everything arrives in order; stopProducing comes at the end.
+TEST(Tcp, StreamingProducerIsPausedAndResumed) {
+  Reactor r(quietOptions());
+  constexpr size_t kPiece = 256 * 1024, kTotal = 32 << 20;
+  struct Stats {
+    int pauses = 0, resumes = 0, stops = 0;
+    size_t written = 0, mostBuffered = 0;
+  } stats;
+  class Pusher : public Protocol, public IProducer {
+   public:
+    Pusher(Reactor* r, Stats* s) : r_(r), s_(s) {}
+    void connectionMade() override {
+      transport()->registerProducer(this, true);
+      pump();
+    }
+    void pauseProducing() override {
+      ++s_->pauses;
+      paused_ = true;
+    }
+    void resumeProducing() override {
+      ++s_->resumes;
+      paused_ = false;
+      pump();
+    }
+    void stopProducing() override { ++s_->stops; }
+
+   private:
+    void pump() {
+      if (paused_ || s_->written >= kTotal || !connected()) return;
+      std::string piece(kPiece, '\0');
+      for (size_t i = 0; i < kPiece; ++i) piece[i] = static_cast<char>((s_->written + i) % 251);
+      transport()->write(piece);
+      s_->written += kPiece;
+      s_->mostBuffered = std::max(s_->mostBuffered, transport()->bufferedSize());
+      if (s_->written == kTotal) {
+        transport()->unregisterProducer();
+        transport()->loseConnection();
+        return;
+      }
+      r_->callLater(0, [this] { pump(); });
+    }
+    Reactor* r_;
+    Stats* s_;
+    bool paused_ = false;
+  };
+  class PusherFactory : public ServerFactory {
+   public:
+    PusherFactory(Reactor* r, Stats* s) : r_(r), s_(s) {}
+    std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+      return std::make_unique<Pusher>(r_, s_);
+    }
+    Reactor* r_;
+    Stats* s_;
+  };
+  auto port = r.listenTCP(0, std::make_shared<PusherFactory>(&r, &stats), 50, "127.0.0.1");
+  std::string got;
+  std::atomic<bool> go{false};
+  ClientThread client([&] {
+    int fd = connectTo(portOf(port));
+    while (!go.load()) {
+    }
+    got = recvUntilEof(fd, nullptr, 60);
+    ::close(fd);
+  });
+  ASSERT_TRUE(runUntil(r, [&] { return stats.pauses > 0; }));
+  runFor(r, 0.1);  // paused: nothing more is produced while the client does not read
+  size_t writtenWhilePaused = stats.written;
+  runFor(r, 0.1);
+  EXPECT_EQ(stats.written, writtenWhilePaused);
+  go = true;
+  ASSERT_TRUE(runUntil(
+      r, [&] { return client.done(); }, 60));
+  EXPECT_GE(stats.resumes, 1);
+  EXPECT_LE(stats.mostBuffered, ITransport::kHighWater + kPiece);
+  ASSERT_EQ(got.size(), kTotal);
+  bool inOrder = true;
+  for (size_t i = 0; i < kTotal && inOrder; ++i) inOrder = got[i] == static_cast<char>(i % 251);
+  EXPECT_TRUE(inOrder);
+  EXPECT_EQ(stats.stops, 0) << "it unregistered before closing: nothing to stop";
+}
+
+TEST(Tcp, ProducerIsStoppedWhenTheConnectionEnds) {
+  Reactor r(quietOptions());
+  int stops = 0;
+  class Idle : public Protocol, public IProducer {
+   public:
+    explicit Idle(int* stops) : stops_(stops) {}
+    void connectionMade() override { transport()->registerProducer(this, true); }
+    void resumeProducing() override {}
+    void stopProducing() override { ++*stops_; }
+    int* stops_;
+  };
+  auto port = r.listenTCP(0, Factory::forProtocol<Idle>(&stops), 50, "127.0.0.1");
+  int fd = connectTo(portOf(port));
+  testing::runFor(r, 0.05);
+  ::close(fd);
+  ASSERT_TRUE(runUntil(r, [&] { return stops == 1; }));
 }
 
 TEST(Tcp, LoseWriteConnectionHalfCloses) {

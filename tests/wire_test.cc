@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <ctime>
 
 #include "protocols/echo.h"
@@ -51,6 +52,59 @@ TEST(Wire, QotdSendsAQuoteAndCloses) {
   p.makeConnection(&t);
   EXPECT_EQ(t.value(), "Be yourself.\r\n");
   EXPECT_TRUE(t.loseConnectionCalled());
+}
+
+TEST(Wire, ChargenIsAPullProducer) {
+  StringTransport t;
+  Chargen p;
+  p.makeConnection(&t);
+  ASSERT_EQ(t.producer(), &p);
+  EXPECT_FALSE(t.streaming());
+  EXPECT_EQ(t.value(), "") << "nothing until the consumer asks";
+  t.producer()->resumeProducing();
+  t.producer()->resumeProducing();
+  std::string expected;
+  for (size_t i = 0; i < 2 * Chargen::kChunkLines; ++i) expected += Chargen::line(i);
+  EXPECT_EQ(t.value(), expected);
+  EXPECT_EQ(Chargen::line(0).substr(0, 3), " !\"");
+  EXPECT_EQ(Chargen::line(1).substr(0, 3), "!\"#");
+}
+
+// A slow reader: chargen keeps at most about one chunk in its own buffer (the kernel's socket
+// buffers take the rest), and what arrives is the pattern, in order.
+TEST(Wire, ChargenFlowControlOverARealSocket) {
+  Reactor r(testing::quietOptions());
+  size_t mostBuffered = 0;
+  class Watched : public Chargen {
+   public:
+    explicit Watched(size_t* most) : most_(most) {}
+    void resumeProducing() override {
+      Chargen::resumeProducing();
+      *most_ = std::max(*most_, transport()->bufferedSize());
+    }
+    size_t* most_;
+  };
+  auto port = r.listenTCP(0, Factory::forProtocol<Watched>(&mostBuffered), 50, "127.0.0.1");
+  std::string got;
+  std::atomic<bool> slowPhaseDone{false};
+  testing::ClientThread client([&] {
+    int fd = testing::connectTo(port->getHost().port());
+    got = testing::recvAtMost(fd, 64 * 1024);  // then stop reading for a while
+    while (!slowPhaseDone.load()) {
+    }
+    got += testing::recvAtMost(fd, 256 * 1024);
+    ::close(fd);
+  });
+  ASSERT_TRUE(testing::runUntil(r, [&] { return got.size() >= 64 * 1024 || client.done(); }));
+  testing::runFor(r, 0.3);  // the client is not reading: chargen must not pile up data
+  EXPECT_LE(mostBuffered, Chargen::kChunkLines * (Chargen::kLine + 2));
+  slowPhaseDone = true;
+  ASSERT_TRUE(testing::runUntil(r, [&] { return client.done(); }));
+  std::string expected;
+  for (size_t i = 0; expected.size() < got.size(); ++i) expected += Chargen::line(i);
+  expected.resize(got.size());
+  EXPECT_EQ(got.size(), 320u * 1024);
+  EXPECT_TRUE(got == expected);
 }
 
 // Each server over a real socket: what a client reads until the server closes.

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
+#include <stdexcept>
 
 #include "reactor/errors.h"
 #include "reactor/log.h"
@@ -148,7 +149,7 @@ void Connection::write(std::string_view data) {
     data.remove_prefix(static_cast<size_t>(n));
   }
   evbuffer_add(output_, data.data(), data.size());
-  startWriting();
+  afterBuffering();
 }
 
 void Connection::writeSequence(std::span<const std::string_view> data) {
@@ -185,7 +186,7 @@ void Connection::writeSequence(std::span<const std::string_view> data) {
     std::string_view piece = data[i].substr(i == first ? skip : 0);
     if (!piece.empty()) evbuffer_add(output_, piece.data(), piece.size());
   }
-  if (evbuffer_get_length(output_) > 0) startWriting();
+  if (evbuffer_get_length(output_) > 0) afterBuffering();
 }
 
 Connection::Flush Connection::flush() {
@@ -225,21 +226,81 @@ void Connection::handleWrite() {
   stopWriting();
   if (state_ == State::Disconnecting) {
     closeNow(pendingReason_);
-  } else if (writeShutdown_) {
+    return;
+  }
+  if (writeShutdown_) {
     ::shutdown(fd_, SHUT_WR);
+  } else if (producer_ != nullptr) {
+    askProducer();
+  }
+  updateWriteEvent();
+}
+
+void Connection::askProducer() {
+  // The output buffer is empty: a pull producer writes more; a paused push producer resumes.
+  if (streamingProducer_ && !producerPaused_) return;
+  producerPaused_ = false;
+  try {
+    producer_->resumeProducing();
+  } catch (...) {
+    failFromCallback("resumeProducing");
+  }
+}
+
+void Connection::afterBuffering() {
+  startWriting();
+  if (producer_ != nullptr && streamingProducer_ && !producerPaused_ &&
+      evbuffer_get_length(output_) > kHighWater) {
+    producerPaused_ = true;
+    try {
+      producer_->pauseProducing();
+    } catch (...) {
+      failFromCallback("pauseProducing");
+    }
   }
 }
 
 void Connection::startWriting() {
   if (writing_) return;
   writing_ = true;
-  event_add(writeEvent_, nullptr);
+  updateWriteEvent();
 }
 
 void Connection::stopWriting() {
   if (!writing_) return;
   writing_ = false;
-  event_del(writeEvent_);
+  updateWriteEvent();
+}
+
+void Connection::updateWriteEvent() {
+  bool want = writing_ || (producer_ != nullptr && !streamingProducer_ &&
+                           state_ == State::Connected && !writeShutdown_);
+  if (want == writeArmed_) return;
+  writeArmed_ = want;
+  if (want) {
+    event_add(writeEvent_, nullptr);
+  } else {
+    event_del(writeEvent_);
+  }
+}
+
+void Connection::registerProducer(IProducer* producer, bool streaming) {
+  if (producer_ != nullptr)
+    throw std::logic_error("registerProducer: a producer is already registered");
+  if (state_ != State::Connected) {
+    producer->stopProducing();
+    return;
+  }
+  producer_ = producer;
+  streamingProducer_ = streaming;
+  producerPaused_ = false;
+  updateWriteEvent();  // a pull producer is asked once the socket can take data
+}
+
+void Connection::unregisterProducer() {
+  producer_ = nullptr;
+  producerPaused_ = false;
+  updateWriteEvent();
 }
 
 size_t Connection::bufferedSize() const { return evbuffer_get_length(output_); }
@@ -262,6 +323,7 @@ void Connection::loseWriteConnection() {
   if (state_ != State::Connected || writeShutdown_) return;
   writeShutdown_ = true;
   if (evbuffer_get_length(output_) == 0) ::shutdown(fd_, SHUT_WR);
+  updateWriteEvent();  // no more asking a pull producer
 }
 
 void Connection::abortConnection() {
@@ -272,7 +334,9 @@ void Connection::abortConnection() {
 
 void Connection::closeLater(Failure reason) {
   stopReading();
-  stopWriting();
+  writing_ = false;
+  writeArmed_ = false;
+  event_del(writeEvent_);
   state_ = State::Closing;
   pendingReason_ = std::move(reason);
   event_active(closeEvent_, 0, 0);
@@ -288,12 +352,20 @@ void Connection::closeNow(const Failure& reason) {
   state_ = State::Closed;
   Failure why = reason;  // `reason` may be pendingReason_, which we are about to clear
   pendingReason_ = Failure();
-  reading_ = writing_ = false;
+  reading_ = writing_ = writeArmed_ = false;
   event_del(readEvent_);
   event_del(writeEvent_);
   event_del(closeEvent_);
   ::close(fd_);
   fd_ = -1;
+  if (IProducer* producer = producer_) {
+    producer_ = nullptr;
+    try {
+      producer->stopProducing();
+    } catch (...) {
+      logError("Unhandled exception in stopProducing: " + Failure::current().toString());
+    }
+  }
   try {
     protocol_->notifyConnectionLost(why);
   } catch (...) {

@@ -40,6 +40,8 @@ class Connection : public ITransport, public Selectable {
   void loseWriteConnection() override;
   void pauseProducing() override;
   void resumeProducing() override;
+  void registerProducer(IProducer* producer, bool streaming) override;
+  void unregisterProducer() override;
   Address getPeer() const override { return peer_; }
   Address getHost() const override { return host_; }
   void setTcpNoDelay(bool enabled) override;
@@ -75,6 +77,10 @@ class Connection : public ITransport, public Selectable {
   void stopReading();
   void startWriting();
   void stopWriting();
+  // Arms the write event while there is output or a pull producer to ask for more.
+  void updateWriteEvent();
+  void afterBuffering();
+  void askProducer();
   void failFromCallback(const char* where);
   // Delivers connectionLost on the next pass of the loop, never inside the current call.
   void closeLater(Failure reason);
@@ -94,6 +100,10 @@ class Connection : public ITransport, public Selectable {
   bool writing_ = false;
   bool paused_ = false;
   bool writeShutdown_ = false;  // loseWriteConnection asked for it
+  bool writeArmed_ = false;     // the write event is added
+  bool streamingProducer_ = false;
+  bool producerPaused_ = false;
+  IProducer* producer_ = nullptr;
   evbuffer* output_ = nullptr;  // what the kernel has not taken yet
   event* readEvent_ = nullptr;
   event* writeEvent_ = nullptr;

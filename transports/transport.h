@@ -10,6 +10,18 @@
 
 namespace twist {
 
+// Produces data for a consumer such as a transport (Twisted's IPushProducer / IPullProducer).
+class IProducer {
+ public:
+  virtual ~IProducer() = default;
+  // Push producer: produce again. Pull producer: write some more now.
+  virtual void resumeProducing() = 0;
+  // Push producer: the consumer's buffer is full; stop until resumeProducing.
+  virtual void pauseProducing() {}
+  // The consumer is gone (the connection ended): stop for good.
+  virtual void stopProducing() {}
+};
+
 class ITransport {
  public:
   virtual ~ITransport() = default;
@@ -41,6 +53,15 @@ class ITransport {
   virtual bool getTcpNoDelay() const = 0;
   virtual void setTcpKeepAlive(bool enabled) = 0;
   virtual bool getTcpKeepAlive() const = 0;
+
+  // Flow control (Twisted's IConsumer): one producer at a time (std::logic_error otherwise).
+  // A streaming (push) producer is paused when more than kHighWater bytes wait in the output
+  // buffer and resumed once it has drained; a pull producer's resumeProducing is called each time
+  // the socket can take more (it must write something each time, or unregister). The producer
+  // gets stopProducing when the connection ends. After loseConnection nobody is asked for more.
+  static constexpr size_t kHighWater = 64 * 1024;
+  virtual void registerProducer(IProducer* producer, bool streaming) = 0;
+  virtual void unregisterProducer() = 0;
 
   // True once loseConnection()/abortConnection() was called or the connection ended.
   virtual bool disconnecting() const = 0;

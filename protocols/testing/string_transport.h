@@ -54,6 +54,15 @@ class StringTransport : public ITransport {
     ++pauses_;
   }
   void resumeProducing() override { paused_ = false; }
+  void registerProducer(IProducer* producer, bool streaming) override {
+    producer_ = producer;
+    streaming_ = streaming;
+  }
+  void unregisterProducer() override { producer_ = nullptr; }
+  // The registered producer (call its resumeProducing to play the consumer), or nullptr.
+  IProducer* producer() const { return producer_; }
+  bool streaming() const { return streaming_; }
+
   Address getPeer() const override { return peer_; }
   Address getHost() const override { return host_; }
   void setTcpNoDelay(bool on) override { noDelay_ = on; }
@@ -69,6 +78,8 @@ class StringTransport : public ITransport {
   bool lostCalled_ = false, abortCalled_ = false, writeShutdown_ = false;
   bool disconnecting_ = false, paused_ = false, noDelay_ = false, keepAlive_ = false;
   int pauses_ = 0;
+  IProducer* producer_ = nullptr;
+  bool streaming_ = false;
 };
 
 }  // namespace twist

@@ -1,8 +1,12 @@
 // Public. Policies for protocols (twisted.protocols.policies): an idle timeout.
 #pragma once
 
+#include <map>
+#include <memory>
 #include <optional>
+#include <string>
 
+#include "protocols/protocol.h"
 #include "reactor/delayed_call.h"
 
 namespace twist {
@@ -32,6 +36,52 @@ class TimeoutMixin {
   IReactorTime& clock_;
   std::optional<double> period_;
   DelayedCall call_;
+};
+
+// Forwards every call to the protocol it wraps (Twisted's ProtocolWrapper), which sees the real
+// transport. Subclasses watch the connection's life.
+class ProtocolWrapper : public Protocol {
+ public:
+  explicit ProtocolWrapper(std::unique_ptr<Protocol> wrapped) : wrapped_(std::move(wrapped)) {}
+  void connectionMade() override { wrapped_->makeConnection(transport()); }
+  void dataReceived(std::string_view data) override { wrapped_->dataReceived(data); }
+  void connectionLost(const Failure& reason) override { wrapped_->notifyConnectionLost(reason); }
+  Protocol& wrapped() const { return *wrapped_; }
+
+ private:
+  std::unique_ptr<Protocol> wrapped_;
+};
+
+// Caps the connections a factory serves at once: in total, and from one peer address
+// (Twisted's LimitTotalConnectionsFactory and LimitConnectionsByPeer). A connection over a limit
+// is refused cleanly: closed at once, or, with a refusal message, sent that message and then
+// closed; the wrapped factory never sees it. Make it with std::make_shared.
+class ConnectionLimiter : public ServerFactory,
+                          public std::enable_shared_from_this<ConnectionLimiter> {
+ public:
+  // maxPerPeer 0: no per-peer limit.
+  ConnectionLimiter(std::shared_ptr<ServerFactory> wrapped, size_t maxTotal, size_t maxPerPeer = 0,
+                    std::string refusalMessage = "");
+
+  std::unique_ptr<Protocol> buildProtocol(const Address& addr) override;
+  void startFactory() override { wrapped_->doStart(); }
+  void stopFactory() override { wrapped_->doStop(); }
+
+  size_t active() const { return active_; }
+  size_t activeFrom(const std::string& host) const;
+  size_t refused() const { return refused_; }
+
+ private:
+  class Counted;
+  void release(const std::string& host);
+
+  std::shared_ptr<ServerFactory> wrapped_;
+  size_t maxTotal_;
+  size_t maxPerPeer_;
+  std::string refusalMessage_;
+  size_t active_ = 0;
+  size_t refused_ = 0;
+  std::map<std::string, size_t> perPeer_;
 };
 
 }  // namespace twist

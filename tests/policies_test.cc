@@ -2,9 +2,14 @@
 // the real reactor with real sockets.
 #include "protocols/policies.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <map>
+
 #include "protocols/basic.h"
+#include "protocols/echo.h"
 #include "protocols/testing/string_transport.h"
 #include "reactor/clock.h"
 #include "reactor/reactor.h"
@@ -127,6 +132,115 @@ TEST(TimeoutMixin, OnTheRealReactorWithSockets) {
   EXPECT_TRUE(eof);
   EXPECT_EQ(timeouts, 1);
   EXPECT_GE(r.seconds() - start, 0.2);
+}
+
+// A blocking client socket bound to `source` (any 127.x address works on Linux).
+int connectFrom(uint16_t port, const char* source) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  inet_pton(AF_INET, source, &local.sin_addr);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// True if the connection echoes; false if the server refused it (EOF or reset, no echo).
+// `refusal` gets whatever the server sent before closing.
+bool echoes(int fd, std::string* refusal = nullptr) {
+  testing::sendAll(fd, "ping");
+  bool eof = false;
+  std::string got = testing::recvAtMost(fd, 4, 10);
+  if (got == "ping") return true;
+  got += testing::recvUntilEof(fd, &eof, 10);
+  if (refusal) *refusal = got;
+  return false;
+}
+
+TEST(ConnectionLimiter, TotalLimitUnderTwiceTheLoad) {
+  Reactor r(testing::quietOptions());
+  auto limiter = std::make_shared<ConnectionLimiter>(Factory::forProtocol<Echo>(), 4);
+  auto port = r.listenTCP(0, limiter, 50, "127.0.0.1");
+  uint16_t p = port->getHost().port();
+  int served = 0, refused = 0;
+  std::vector<int> fds;
+  testing::ClientThread client([&] {
+    for (int i = 0; i < 8; ++i) fds.push_back(testing::connectTo(p));  // all at once, in order
+    for (int fd : fds) (echoes(fd) ? served : refused)++;
+  });
+  ASSERT_TRUE(testing::runUntil(r, [&] { return client.done(); }));
+  EXPECT_EQ(served, 4);
+  EXPECT_EQ(refused, 4);
+  EXPECT_EQ(limiter->active(), 4u);
+  EXPECT_EQ(limiter->refused(), 4u);
+  // A served client leaves: its slot is free again.
+  ::close(fds[0]);
+  ASSERT_TRUE(testing::runUntil(r, [&] { return limiter->active() == 3; }));
+  bool again = false;
+  testing::ClientThread next([&] {
+    int fd = testing::connectTo(p);
+    again = echoes(fd);
+    ::close(fd);
+  });
+  ASSERT_TRUE(testing::runUntil(r, [&] { return next.done(); }));
+  EXPECT_TRUE(again);
+  for (size_t i = 1; i < fds.size(); ++i) ::close(fds[i]);
+  ASSERT_TRUE(testing::runUntil(r, [&] { return limiter->active() == 0; }));
+}
+
+TEST(ConnectionLimiter, PerPeerLimitAndRefusalMessage) {
+  Reactor r(testing::quietOptions());
+  auto limiter = std::make_shared<ConnectionLimiter>(Factory::forProtocol<Echo>(), 100, 2,
+                                                     "too many connections from you\r\n");
+  auto port = r.listenTCP(0, limiter, 50, "127.0.0.1");
+  uint16_t p = port->getHost().port();
+  std::atomic<int> phase{0};
+  std::map<std::string, int> served;
+  std::vector<std::string> refusals;
+  std::vector<int> fds;
+  std::vector<std::string> sources;
+  testing::ClientThread client([&] {
+    for (const char* source : {"127.0.0.2", "127.0.0.3"}) {
+      for (int i = 0; i < 4; ++i) {
+        fds.push_back(connectFrom(p, source));
+        sources.push_back(source);
+      }
+    }
+    phase = 1;
+    while (phase.load() != 2) {
+    }
+    // The server has decided: a refused client has its message (and soon EOF) waiting; a
+    // served one has nothing until it speaks. Read before writing, so no reset can overtake
+    // the message.
+    for (size_t i = 0; i < fds.size(); ++i) {
+      pollfd pf{fds[i], POLLIN, 0};
+      if (::poll(&pf, 1, 0) == 1) {
+        refusals.push_back(testing::recvUntilEof(fds[i], nullptr, 10));
+      } else if (echoes(fds[i])) {
+        ++served[sources[i]];
+      }
+    }
+  });
+  ASSERT_TRUE(testing::runUntil(
+      r, [&] { return phase.load() == 1 && limiter->refused() == 4 && limiter->active() == 4; }));
+  EXPECT_EQ(limiter->activeFrom("127.0.0.2"), 2u);
+  EXPECT_EQ(limiter->activeFrom("127.0.0.3"), 2u);
+  phase = 2;
+  ASSERT_TRUE(testing::runUntil(r, [&] { return client.done(); }));
+  EXPECT_EQ(served["127.0.0.2"], 2);
+  EXPECT_EQ(served["127.0.0.3"], 2);
+  ASSERT_EQ(refusals.size(), 4u);
+  for (const auto& why : refusals) EXPECT_EQ(why, "too many connections from you\r\n");
+  for (int fd : fds) ::close(fd);
+  ASSERT_TRUE(testing::runUntil(r, [&] { return limiter->active() == 0; }));
+  EXPECT_EQ(limiter->activeFrom("127.0.0.2"), 0u);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // examples/echo_server: separate processes, real sockets, exit codes and output checked.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 
 #include "tests/subprocess.h"
@@ -85,6 +86,40 @@ TEST(ReconnectingClientExample, GivesUpAfterMaxRetries) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 1);
   EXPECT_NE(out.find("giving up after 2 retries"), std::string::npos) << out;
+}
+
+TEST(WireServerExample, ServesEachProtocol) {
+  Subprocess server({"examples/wire_server", "--port", "0"});
+  std::map<std::string, std::string> ports;
+  for (int i = 0; i < 6; ++i) {
+    std::string line = server.readLine();
+    ASSERT_EQ(line.rfind("listening on 127.0.0.1:", 0), 0u) << line;
+    auto space = line.rfind(' ');
+    std::string name = line.substr(space + 1, line.size() - space - 2);
+    ports[name] = portFrom(line.substr(0, space));
+  }
+  int status = -1;
+  auto python = [&](const std::string& port, const std::string& code) {
+    return shell("python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', " + port +
+                     "), timeout=10); " + code + "\"",
+                 &status);
+  };
+  EXPECT_EQ(python(ports["echo"], "s.sendall(b'hi'); print(s.recv(2).decode())"), "hi\n");
+  EXPECT_EQ(python(ports["qotd"], "print(s.recv(100).decode().strip())"),
+            "An apple a day keeps the doctor away.\n");
+  EXPECT_EQ(python(ports["time"], "print(len(s.recv(4)))"), "4\n");
+  EXPECT_NE(python(ports["daytime"], "print(s.recv(100).decode())").find(":"), std::string::npos);
+  EXPECT_EQ(python(ports["chargen"],
+                   "data = b''\nwhile len(data) < 100000: data += s.recv(65536)\n"
+                   "print(data[:3].decode(), len(set(data[:74].split(b'\\\\r\\\\n')[0])))"),
+            " !\" 72\n");
+  EXPECT_EQ(python(ports["discard"],
+                   "s.sendall(b'x' * 100000); s.shutdown(socket.SHUT_WR); "
+                   "print(len(s.recv(10)))"),
+            "0\n");
+  status = server.signalAndWait(SIGTERM);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 }  // namespace

@@ -12,7 +12,7 @@
 int main(int argc, char** argv) {
   auto flags = twist::examples::parseServerFlags(argc, argv);
   twist::Reactor reactor;  // SIGINT and SIGTERM stop it
-  std::shared_ptr<twist::Port> port;
+  std::shared_ptr<twist::IListeningPort> port;
   try {
     port = reactor.listenTCP(flags.port, std::make_shared<twist::examples::ChatFactory>(), 50,
                              flags.interface);

@@ -39,10 +39,10 @@ class EchoClientFactory : public twist::ClientFactory {
   std::unique_ptr<twist::Protocol> buildProtocol(const twist::Address&) override {
     return std::make_unique<EchoClient>(payload_, &complete_);
   }
-  void clientConnectionFailed(twist::Connector& c, const twist::Failure& reason) override {
+  void clientConnectionFailed(twist::IConnector& c, const twist::Failure& reason) override {
     finish("cannot connect to " + c.getDestination().hostPort() + ": " + reason.getErrorMessage());
   }
-  void clientConnectionLost(twist::Connector&, const twist::Failure& reason) override {
+  void clientConnectionLost(twist::IConnector&, const twist::Failure& reason) override {
     finish(complete_ ? "" : "the connection ended early: " + reason.getErrorMessage());
   }
   int exitCode = 1;

@@ -15,7 +15,7 @@ class Echo : public twist::Protocol {
 int main(int argc, char** argv) {
   auto flags = twist::examples::parseServerFlags(argc, argv);
   twist::Reactor reactor;  // SIGINT and SIGTERM stop it
-  std::shared_ptr<twist::Port> port;
+  std::shared_ptr<twist::IListeningPort> port;
   try {
     port = reactor.listenTCP(flags.port, twist::Factory::forProtocol<Echo>(), 50, flags.interface);
   } catch (const twist::CannotListenError& e) {

@@ -25,12 +25,12 @@ class HelloFactory : public twist::ReconnectingClientFactory {
   std::unique_ptr<twist::Protocol> buildProtocol(const twist::Address&) override {
     return std::make_unique<Hello>();
   }
-  void clientConnectionFailed(twist::Connector& c, const twist::Failure& reason) override {
+  void clientConnectionFailed(twist::IConnector& c, const twist::Failure& reason) override {
     std::cout << "connection failed: " << reason.getErrorMessage() << std::endl;
     ReconnectingClientFactory::clientConnectionFailed(c, reason);
     report();
   }
-  void clientConnectionLost(twist::Connector& c, const twist::Failure& reason) override {
+  void clientConnectionLost(twist::IConnector& c, const twist::Failure& reason) override {
     std::cout << "connection lost: " << reason.getErrorMessage() << std::endl;
     ReconnectingClientFactory::clientConnectionLost(c, reason);
     report();

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
       {"time", twist::Factory::forProtocol<twist::Time>()},
       {"qotd", twist::Factory::forProtocol<twist::QOTD>()},
   };
-  std::vector<std::pair<std::string, std::shared_ptr<twist::Port>>> ports;
+  std::vector<std::pair<std::string, std::shared_ptr<twist::IListeningPort>>> ports;
   try {
     for (size_t i = 0; i < services.size(); ++i) {
       // With --port 0 every service gets a free port of its own.

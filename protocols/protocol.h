@@ -11,7 +11,6 @@
 
 namespace twist {
 
-class Connector;
 class Factory;
 
 // One connection's behaviour. The transport calls, on the reactor's thread and never
@@ -96,12 +95,12 @@ class ClientFactory;
 class ClientFactory : public Factory {
  public:
   // An attempt is starting (connectTCP, or Connector::connect).
-  virtual void startedConnecting(Connector& connector) {}
+  virtual void startedConnecting(IConnector& connector) {}
   // The attempt failed: reason is a ConnectionRefusedError, TimeoutError, DNSLookupError,
   // UserError (stopConnecting), NoProtocol or another ConnectError.
-  virtual void clientConnectionFailed(Connector& connector, const Failure& reason) {}
+  virtual void clientConnectionFailed(IConnector& connector, const Failure& reason) {}
   // An established connection ended (after its protocol's connectionLost), with the same reason.
-  virtual void clientConnectionLost(Connector& connector, const Failure& reason) {}
+  virtual void clientConnectionLost(IConnector& connector, const Failure& reason) {}
 
   // A ClientFactory whose buildProtocol makes P(args...).
   template <class P, class... Args>

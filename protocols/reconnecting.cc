@@ -2,8 +2,6 @@
 
 #include <algorithm>
 
-#include "transports/tcp_connector.h"
-
 namespace twist {
 
 ReconnectingClientFactory::ReconnectingClientFactory(IReactorTime& clock) : clock_(clock) {}
@@ -12,17 +10,17 @@ ReconnectingClientFactory::~ReconnectingClientFactory() {
   if (callID_.active()) callID_.cancel();
 }
 
-void ReconnectingClientFactory::clientConnectionFailed(Connector& connector, const Failure&) {
+void ReconnectingClientFactory::clientConnectionFailed(IConnector& connector, const Failure&) {
   if (continueTrying_) retry(connector);
 }
 
-void ReconnectingClientFactory::clientConnectionLost(Connector& connector, const Failure&) {
+void ReconnectingClientFactory::clientConnectionLost(IConnector& connector, const Failure&) {
   if (continueTrying_) retry(connector);
 }
 
-void ReconnectingClientFactory::retry(Connector& connector) {
+void ReconnectingClientFactory::retry(IConnector& connector) {
   if (!continueTrying_) return;
-  std::shared_ptr<Connector> c = connector.shared_from_this();
+  std::shared_ptr<IConnector> c = connector.shared_from_this();
   connector_ = c;
   ++retries_;
   if (maxRetries && retries_ > *maxRetries) return;
@@ -33,14 +31,14 @@ void ReconnectingClientFactory::retry(Connector& connector) {
   }
   delay_ = next;
   callID_ = clock_.callLater(next, [c] {
-    if (c->state() == Connector::State::Disconnected) c->connect();
+    if (c->state() == IConnector::State::Disconnected) c->connect();
   });
 }
 
 void ReconnectingClientFactory::stopTrying() {
   if (callID_.active()) callID_.cancel();
   continueTrying_ = false;
-  if (auto c = connector_.lock(); c && c->state() == Connector::State::Connecting) {
+  if (auto c = connector_.lock(); c && c->state() == IConnector::State::Connecting) {
     c->stopConnecting();
   }
 }

@@ -29,11 +29,11 @@ class ReconnectingClientFactory : public ClientFactory {
   double jitter = 0.11962656472;  // as Twisted
   std::optional<int> maxRetries;  // give up after this many retries (none: never)
 
-  void clientConnectionFailed(Connector& connector, const Failure& reason) override;
-  void clientConnectionLost(Connector& connector, const Failure& reason) override;
+  void clientConnectionFailed(IConnector& connector, const Failure& reason) override;
+  void clientConnectionLost(IConnector& connector, const Failure& reason) override;
 
   // Schedules the next attempt (what the two callbacks above do).
-  void retry(Connector& connector);
+  void retry(IConnector& connector);
   // Stops retrying: cancels a scheduled attempt and stops one in progress.
   void stopTrying();
   // Back to initialDelay and zero retries, and retrying again after stopTrying.
@@ -52,7 +52,7 @@ class ReconnectingClientFactory : public ClientFactory {
   int retries_ = 0;
   bool continueTrying_ = true;
   // Weak: a pending retry holds its connector; the connector holds this factory.
-  std::weak_ptr<Connector> connector_;
+  std::weak_ptr<IConnector> connector_;
   DelayedCall callID_;
   std::mt19937 rng_{std::random_device{}()};
 };

@@ -22,6 +22,7 @@
 #include "reactor/failure.h"
 #include "reactor/log.h"
 #include "reactor/selectable.h"
+#include "reactor/tcp_hooks.h"
 #include "reactor/thread_pool.h"
 
 namespace twist {
@@ -332,6 +333,32 @@ void Reactor::callFromThread(std::function<void()> fn) {
     ssize_t n = ::write(impl_->wakeFd, &one, sizeof one);
     (void)n;  // EAGAIN means the counter is already non-zero: the loop will wake anyway
   }
+}
+
+namespace detail {
+TcpHooks& tcpHooks() {
+  static TcpHooks hooks;
+  return hooks;
+}
+}  // namespace detail
+
+std::shared_ptr<IListeningPort> Reactor::listenTCP(uint16_t port,
+                                                   std::shared_ptr<ServerFactory> factory,
+                                                   int backlog, std::string_view interface) {
+  assertInReactorThread();
+  auto& hooks = detail::tcpHooks();
+  if (!hooks.listen) throw std::logic_error("Reactor::listenTCP: link //transports:tcp to use it");
+  return hooks.listen(*this, port, std::move(factory), backlog, interface);
+}
+
+std::shared_ptr<IConnector> Reactor::connectTCP(
+    std::string_view host, uint16_t port, std::shared_ptr<ClientFactory> factory, double timeout,
+    std::optional<std::pair<std::string, uint16_t>> bindAddress) {
+  assertInReactorThread();
+  auto& hooks = detail::tcpHooks();
+  if (!hooks.connect)
+    throw std::logic_error("Reactor::connectTCP: link //transports:tcp to use it");
+  return hooks.connect(*this, host, port, std::move(factory), timeout, std::move(bindAddress));
 }
 
 void Reactor::callInThread(std::function<void()> fn) {

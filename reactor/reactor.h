@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "reactor/delayed_call.h"
+#include "reactor/interfaces.h"
 
 struct event_base;
 struct evdns_base;
@@ -30,7 +31,7 @@ class Selectable;
 class ServerFactory;
 class ThreadPool;
 
-class Reactor : public IReactorTime {
+class Reactor : public IReactorTime, public IReactorTCP {
  public:
   struct Options {
     // SIGINT and SIGTERM call stop() while run() is running (libevent signal events, removed
@@ -108,18 +109,19 @@ class Reactor : public IReactorTime {
   // as "127.0.0.1" or "::1") and `port` (0 = a free port: ask the Port's getHost()). Each accepted
   // connection gets a protocol from `factory`. Throws CannotListenError. Defined in
   // //transports:tcp, so link that target to use it.
-  std::shared_ptr<Port> listenTCP(uint16_t port, std::shared_ptr<ServerFactory> factory,
-                                  int backlog = 50, std::string_view interface = "");
+  std::shared_ptr<IListeningPort> listenTCP(uint16_t port, std::shared_ptr<ServerFactory> factory,
+                                            int backlog = 50,
+                                            std::string_view interface = "") override;
 
   // Connects to host:port (an IPv4 or IPv6 address, or a name resolved without blocking through
   // /etc/hosts and the DNS servers of /etc/resolv.conf, or those given to setNameservers). Each
   // resolved address is tried in turn. `timeout` (seconds, 0 = none) covers resolving and
   // connecting. `bindAddress` picks the local (host, port). The factory hears how it goes
   // (ClientFactory). Defined in //transports:tcp.
-  std::shared_ptr<Connector> connectTCP(
+  std::shared_ptr<IConnector> connectTCP(
       std::string_view host, uint16_t port, std::shared_ptr<ClientFactory> factory,
       double timeout = 30,
-      std::optional<std::pair<std::string, uint16_t>> bindAddress = std::nullopt);
+      std::optional<std::pair<std::string, uint16_t>> bindAddress = std::nullopt) override;
 
   // Resolve names with these DNS servers ("127.0.0.1", "127.0.0.1:5353", "[::1]:53") instead of
   // those of /etc/resolv.conf; /etc/hosts is still read first. Throws std::invalid_argument

@@ -49,12 +49,12 @@ class RecordingFactory : public ClientFactory {
   }
   void startFactory() override { ++starts; }
   void stopFactory() override { ++stops; }
-  void startedConnecting(Connector&) override { ++started; }
-  void clientConnectionFailed(Connector&, const Failure& r) override {
+  void startedConnecting(IConnector&) override { ++started; }
+  void clientConnectionFailed(IConnector&, const Failure& r) override {
     ++failed;
     reason = r;
   }
-  void clientConnectionLost(Connector&, const Failure& r) override {
+  void clientConnectionLost(IConnector&, const Failure& r) override {
     ++lost;
     reason = r;
   }
@@ -64,7 +64,7 @@ class RecordingFactory : public ClientFactory {
 };
 
 uint16_t echoPort(Reactor& r, std::string_view iface = "127.0.0.1") {
-  static std::vector<std::shared_ptr<Port>> keep;
+  static std::vector<std::shared_ptr<IListeningPort>> keep;
   auto p = r.listenTCP(0, Factory::forProtocol<Echo>(), 50, iface);
   return p->getHost().port();
 }
@@ -334,7 +334,7 @@ class ReconnectingEcho : public ReconnectingClientFactory {
     }
   };
   std::unique_ptr<Protocol> buildProtocol(const Address&) override { return std::make_unique<P>(); }
-  void clientConnectionFailed(Connector& c, const Failure& r) override {
+  void clientConnectionFailed(IConnector& c, const Failure& r) override {
     ++failures;
     ReconnectingClientFactory::clientConnectionFailed(c, r);
   }

@@ -139,7 +139,7 @@ std::string duplexEcho(uint16_t port, const std::string& payload) {
   return got;
 }
 
-uint16_t portOf(const std::shared_ptr<Port>& p) { return p->getHost().port(); }
+uint16_t portOf(const std::shared_ptr<IListeningPort>& p) { return p->getHost().port(); }
 
 TEST(Tcp, EchoIsByteExactFromOneByteTo16MiB) {
   Reactor r(quietOptions());
@@ -348,16 +348,16 @@ TEST(Tcp, BuildProtocolReturningNullRefusesTheConnection) {
 
 TEST(Tcp, StopListeningFromInsideBuildProtocol) {
   Reactor r(quietOptions());
-  std::shared_ptr<Port> port;
+  std::shared_ptr<IListeningPort> port;
   // Accepts one connection, then stops listening from inside buildProtocol.
   class OneShot : public ServerFactory {
    public:
-    explicit OneShot(std::shared_ptr<Port>* port) : port_(port) {}
+    explicit OneShot(std::shared_ptr<IListeningPort>* port) : port_(port) {}
     std::unique_ptr<Protocol> buildProtocol(const Address&) override {
       (*port_)->stopListening();
       return std::make_unique<Echo>();
     }
-    std::shared_ptr<Port>* port_;
+    std::shared_ptr<IListeningPort>* port_;
   };
   port = r.listenTCP(0, std::make_shared<OneShot>(&port), 50, "127.0.0.1");
   uint16_t p = portOf(port);
@@ -709,7 +709,7 @@ TEST(Tcp, StopClosesPortsAfterBeforeShutdownTriggersAndLosesConnections) {
 
 TEST(Tcp, DestroyingTheReactorEndsConnectionsOnce) {
   auto f = std::make_shared<ScriptedFactory>();
-  std::shared_ptr<Port> port;
+  std::shared_ptr<IListeningPort> port;
   int fd;
   {
     Reactor r(quietOptions());
@@ -726,7 +726,7 @@ TEST(Tcp, DestroyingTheReactorEndsConnectionsOnce) {
 
 TEST(Tcp, ListensOnIPv6Loopback) {
   Reactor r(quietOptions());
-  std::shared_ptr<Port> port;
+  std::shared_ptr<IListeningPort> port;
   try {
     port = r.listenTCP(0, Factory::forProtocol<Echo>(), 50, "::1");
   } catch (const CannotListenError& e) {

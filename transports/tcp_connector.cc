@@ -13,6 +13,7 @@
 #include "reactor/errors.h"
 #include "reactor/log.h"
 #include "reactor/reactor.h"
+#include "reactor/tcp_hooks.h"
 
 namespace twist {
 namespace {
@@ -55,13 +56,17 @@ void callFactory(const char* what, F&& f) {
 
 }  // namespace
 
-std::shared_ptr<Connector> Reactor::connectTCP(
-    std::string_view host, uint16_t port, std::shared_ptr<ClientFactory> factory, double timeout,
-    std::optional<std::pair<std::string, uint16_t>> bindAddress) {
-  assertInReactorThread();
-  return Connector::start(*this, std::string(host), port, std::move(factory), timeout,
-                          std::move(bindAddress));
-}
+// Registers connectTCP with the reactor (see reactor/tcp_hooks.h); the target is alwayslink.
+const bool kConnectRegistered = [] {
+  detail::tcpHooks().connect = [](Reactor& reactor, std::string_view host, uint16_t port,
+                                  std::shared_ptr<ClientFactory> factory, double timeout,
+                                  std::optional<std::pair<std::string, uint16_t>> bindAddress)
+      -> std::shared_ptr<IConnector> {
+    return Connector::start(reactor, std::string(host), port, std::move(factory), timeout,
+                            std::move(bindAddress));
+  };
+  return true;
+}();
 
 Connector::Connector(Reactor& reactor, std::string host, uint16_t port,
                      std::shared_ptr<ClientFactory> factory, double timeout,
@@ -100,7 +105,7 @@ void Connector::connect() {
   state_ = State::Connecting;
   if (!registered_) {
     registered_ = true;
-    reactor_.addSelectable(shared_from_this());
+    reactor_.addSelectable(std::static_pointer_cast<Connector>(shared_from_this()));
   }
   if (!factoryStarted_) {
     factoryStarted_ = true;
@@ -109,9 +114,9 @@ void Connector::connect() {
   callFactory("startedConnecting", [&] { factory_->startedConnecting(*this); });
   if (state_ != State::Connecting) return;  // stopConnecting() inside startedConnecting
   if (timeout_ > 0) {
-    std::weak_ptr<Connector> weak = weak_from_this();
+    std::weak_ptr<IConnector> weak = weak_from_this();
     timeoutCall_ = reactor_.callLater(timeout_, [weak] {
-      auto self = weak.lock();
+      auto self = std::static_pointer_cast<Connector>(weak.lock());
       if (self && self->state_ == State::Connecting) self->failAttempt(Failure::of(TimeoutError()));
     });
   }

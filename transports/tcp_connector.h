@@ -30,9 +30,8 @@ namespace twist {
 
 class Reactor;
 
-class Connector : public Selectable, public std::enable_shared_from_this<Connector> {
+class Connector : public Selectable, public IConnector {
  public:
-  enum class State { Disconnected, Connecting, Connected };
   using BindAddress = std::optional<std::pair<std::string, uint16_t>>;
 
   // Makes a connector and starts its first attempt; see Reactor::connectTCP.
@@ -44,18 +43,18 @@ class Connector : public Selectable, public std::enable_shared_from_this<Connect
   Connector& operator=(const Connector&) = delete;
 
   // Starts another attempt. Only while disconnected (std::logic_error otherwise).
-  void connect();
+  void connect() override;
   // Abandons the attempt in progress: clientConnectionFailed(UserError) follows at once.
   // std::logic_error when not connecting (Twisted's NotConnectingError).
-  void stopConnecting();
+  void stopConnecting() override;
   // Stops connecting, or closes the connection (loseConnection) if connected.
-  void disconnect();
+  void disconnect() override;
 
   // Where it connects to: the host as given (a name or an address) and the port.
-  Address getDestination() const;
-  State state() const { return state_; }
+  Address getDestination() const override;
+  State state() const override { return state_; }
   // The connection's transport while connected, else nullptr.
-  ITransport* transport() const { return client_; }
+  ITransport* transport() const override { return client_; }
   ClientFactory& factory() const { return *factory_; }
 
   void reactorShutdown() override;
@@ -107,7 +106,7 @@ class Client : public Connection {
          Connector& connector)
       : Connection(reactor, fd, std::move(protocol), std::move(host), std::move(peer),
                    "tcp.Client"),
-        connector_(connector.shared_from_this()) {}
+        connector_(std::static_pointer_cast<Connector>(connector.shared_from_this())) {}
 
  protected:
   void connectionEnded(const Failure& reason) override { connector_->clientLost(reason); }
@@ -135,7 +134,7 @@ class ConnectProtocolFactory : public ClientFactory {
   std::unique_ptr<Protocol> buildProtocol(const Address&) override {
     return std::apply([](const Args&... a) { return std::make_unique<Made>(a...); }, args_);
   }
-  void clientConnectionFailed(Connector&, const Failure& reason) override {
+  void clientConnectionFailed(IConnector&, const Failure& reason) override {
     if (!d_.called()) d_.errback(reason);
   }
   void made(P* p) {
@@ -155,9 +154,9 @@ class ConnectProtocolFactory : public ClientFactory {
 template <class P, class... Args>
 Deferred<P*> connectProtocol(Reactor& reactor, std::string_view host, uint16_t port, double timeout,
                              Args... args) {
-  auto connector = std::make_shared<std::weak_ptr<Connector>>();
+  auto connector = std::make_shared<std::weak_ptr<IConnector>>();
   Deferred<P*> d([connector](Deferred<P*>&) {
-    if (auto c = connector->lock(); c && c->state() == Connector::State::Connecting) {
+    if (auto c = connector->lock(); c && c->state() == IConnector::State::Connecting) {
       c->stopConnecting();
     }
   });

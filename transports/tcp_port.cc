@@ -13,6 +13,7 @@
 #include "reactor/errors.h"
 #include "reactor/log.h"
 #include "reactor/reactor.h"
+#include "reactor/tcp_hooks.h"
 #include "transports/tcp_connection.h"
 
 namespace twist {
@@ -29,11 +30,15 @@ constexpr double kExhaustedRetrySeconds = 0.1;
 
 }  // namespace
 
-std::shared_ptr<Port> Reactor::listenTCP(uint16_t port, std::shared_ptr<ServerFactory> factory,
-                                         int backlog, std::string_view interface) {
-  assertInReactorThread();
-  return Port::listen(*this, port, std::move(factory), backlog, interface);
-}
+// Registers listenTCP with the reactor (see reactor/tcp_hooks.h); the target is alwayslink.
+const bool kListenRegistered = [] {
+  detail::tcpHooks().listen = [](Reactor& reactor, uint16_t port,
+                                 std::shared_ptr<ServerFactory> factory, int backlog,
+                                 std::string_view interface) -> std::shared_ptr<IListeningPort> {
+    return Port::listen(reactor, port, std::move(factory), backlog, interface);
+  };
+  return true;
+}();
 
 Port::Port(Reactor& reactor, std::shared_ptr<ServerFactory> factory)
     : reactor_(&reactor), factory_(std::move(factory)) {}

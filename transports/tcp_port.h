@@ -20,7 +20,7 @@ namespace twist {
 
 class Reactor;
 
-class Port : public Selectable, public std::enable_shared_from_this<Port> {
+class Port : public Selectable, public IListeningPort, public std::enable_shared_from_this<Port> {
  public:
   // Binds and listens; see Reactor::listenTCP. Throws CannotListenError.
   static std::shared_ptr<Port> listen(Reactor& reactor, uint16_t port,
@@ -31,12 +31,12 @@ class Port : public Selectable, public std::enable_shared_from_this<Port> {
   Port& operator=(const Port&) = delete;
 
   // The address actually bound (the real port when 0 was asked).
-  Address getHost() const { return host_; }
+  Address getHost() const override { return host_; }
   // Closes the listening socket now (the port can be bound again at once); connections already
   // accepted go on. Calls the factory's stopFactory if this was its last port. Idempotent. The
   // Deferred fires once the port is closed (already, for TCP).
-  Deferred<void> stopListening();
-  bool listening() const { return listener_ != nullptr; }
+  Deferred<void> stopListening() override;
+  bool listening() const override { return listener_ != nullptr; }
   ServerFactory& factory() const { return *factory_; }
 
   void reactorShutdown() override { (void)stopListening(); }

@@ -3,9 +3,11 @@
 // StringTransport. All methods run on the reactor's thread.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <string_view>
 
+#include "reactor/deferred.h"
 #include "transports/address.h"
 
 namespace twist {
@@ -67,6 +69,38 @@ class ITransport {
   virtual bool disconnecting() const = 0;
   // Bytes written but not yet accepted by the kernel.
   virtual size_t bufferedSize() const = 0;
+};
+
+// A listening port as user code sees it (Twisted's IListeningPort): the TCP Port, or the fake
+// one of MemoryReactor.
+class IListeningPort {
+ public:
+  virtual ~IListeningPort() = default;
+  // The address bound (the real port when 0 was asked).
+  virtual Address getHost() const = 0;
+  // Stops accepting; idempotent. Fires once the port is closed.
+  virtual Deferred<void> stopListening() = 0;
+  virtual bool listening() const = 0;
+};
+
+// An outgoing connection as user code sees it (Twisted's IConnector): the TCP Connector, or the
+// fake one of MemoryReactor. ClientFactory callbacks receive it; keep shared_from_this() to
+// connect() again later.
+class IConnector : public std::enable_shared_from_this<IConnector> {
+ public:
+  enum class State { Disconnected, Connecting, Connected };
+  virtual ~IConnector() = default;
+  // Starts another attempt; only while disconnected (std::logic_error otherwise).
+  virtual void connect() = 0;
+  // Abandons the attempt in progress (clientConnectionFailed with UserError follows at once);
+  // std::logic_error when not connecting.
+  virtual void stopConnecting() = 0;
+  // Stops connecting, or closes the connection if connected.
+  virtual void disconnect() = 0;
+  virtual Address getDestination() const = 0;
+  virtual State state() const = 0;
+  // The connection's transport while connected, else nullptr.
+  virtual ITransport* transport() const = 0;
 };
 
 }  // namespace twist

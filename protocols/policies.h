@@ -4,10 +4,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "protocols/protocol.h"
 #include "reactor/delayed_call.h"
+#include "reactor/task.h"
 
 namespace twist {
 
@@ -82,6 +84,51 @@ class ConnectionLimiter : public ServerFactory,
   size_t active_ = 0;
   size_t refused_ = 0;
   std::map<std::string, size_t> perPeer_;
+};
+
+// Limits how many bytes per second the connections of a factory read and write, together
+// (Twisted's ThrottlingFactory). Counters reset every second. Once reads pass readLimit, every
+// connection stops reading until the second is over; once writes pass writeLimit, the producers
+// registered on the connections are paused until then (writes themselves are never dropped:
+// a protocol that writes without a producer is only counted). 0 means no limit. The clock
+// ticks while the factory is started (listenTCP starts it). Make it with std::make_shared.
+class ThrottlingFactory : public ServerFactory,
+                          public std::enable_shared_from_this<ThrottlingFactory> {
+ public:
+  ThrottlingFactory(std::shared_ptr<ServerFactory> wrapped, IReactorTime& clock, size_t readLimit,
+                    size_t writeLimit);
+  ~ThrottlingFactory() override;
+
+  std::unique_ptr<Protocol> buildProtocol(const Address& addr) override;
+  void startFactory() override;
+  void stopFactory() override;
+
+  size_t readThisSecond() const { return readThisSecond_; }
+  size_t writtenThisSecond() const { return writtenThisSecond_; }
+  bool readsThrottled() const { return readsThrottled_; }
+  bool writesThrottled() const { return writesThrottled_; }
+  // How many times reads / writes were throttled so far.
+  int readThrottles() const { return readThrottles_; }
+  int writeThrottles() const { return writeThrottles_; }
+
+ private:
+  class Throttled;
+  class CountingTransport;
+  void registerRead(size_t n);
+  void registerWritten(size_t n);
+  void tick();
+
+  std::shared_ptr<ServerFactory> wrapped_;
+  size_t readLimit_;
+  size_t writeLimit_;
+  LoopingCall ticker_;
+  std::set<Throttled*> live_;
+  size_t readThisSecond_ = 0;
+  size_t writtenThisSecond_ = 0;
+  bool readsThrottled_ = false;
+  bool writesThrottled_ = false;
+  int readThrottles_ = 0;
+  int writeThrottles_ = 0;
 };
 
 }  // namespace twist

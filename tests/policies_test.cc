@@ -243,5 +243,79 @@ TEST(ConnectionLimiter, PerPeerLimitAndRefusalMessage) {
   EXPECT_EQ(limiter->activeFrom("127.0.0.2"), 0u);
 }
 
+TEST(ThrottlingFactory, ReadsOverTheLimitPauseEveryConnectionUntilTheNextSecond) {
+  Clock clock;
+  auto f = std::make_shared<ThrottlingFactory>(Factory::forProtocol<Echo>(), clock, 100, 0);
+  f->doStart();
+  StringTransport t1, t2;
+  auto p1 = f->buildProtocol(t1.getPeer());
+  auto p2 = f->buildProtocol(t2.getPeer());
+  p1->makeConnection(&t1);
+  p2->makeConnection(&t2);
+  p1->dataReceived(std::string(60, 'a'));
+  EXPECT_FALSE(t1.paused());
+  p2->dataReceived(std::string(60, 'b'));  // 120 bytes this second: over the limit
+  EXPECT_TRUE(f->readsThrottled());
+  EXPECT_TRUE(t1.paused());
+  EXPECT_TRUE(t2.paused());
+  EXPECT_EQ(t1.value(), std::string(60, 'a')) << "the wrapped Echo works through it";
+  clock.advance(1);
+  EXPECT_FALSE(t1.paused());
+  EXPECT_FALSE(t2.paused());
+  EXPECT_EQ(f->readThisSecond(), 0u);
+  EXPECT_EQ(f->readThrottles(), 1);
+  p1->notifyConnectionLost(Failure::of(ConnectionDone()));
+  p2->notifyConnectionLost(Failure::of(ConnectionDone()));
+  f->doStop();
+}
+
+TEST(ThrottlingFactory, WritesOverTheLimitPauseTheProducers) {
+  Clock clock;
+  struct Counts {
+    int pauses = 0, resumes = 0;
+  } counts;
+  class Writer : public Protocol, public IProducer {
+   public:
+    explicit Writer(Counts* c) : c_(c) {}
+    void connectionMade() override { transport()->registerProducer(this, true); }
+    void dataReceived(std::string_view) override { transport()->write(std::string(150, 'w')); }
+    void pauseProducing() override { ++c_->pauses; }
+    void resumeProducing() override { ++c_->resumes; }
+    Counts* c_;
+  };
+  auto f =
+      std::make_shared<ThrottlingFactory>(Factory::forProtocol<Writer>(&counts), clock, 0, 100);
+  f->doStart();
+  StringTransport t;
+  auto p = f->buildProtocol(t.getPeer());
+  p->makeConnection(&t);
+  p->dataReceived("go");
+  EXPECT_EQ(t.value().size(), 150u) << "writes are never dropped";
+  EXPECT_EQ(counts.pauses, 1);
+  clock.advance(1);
+  EXPECT_EQ(counts.resumes, 1);
+  EXPECT_EQ(f->writeThrottles(), 1);
+  p->notifyConnectionLost(Failure::of(ConnectionDone()));
+  f->doStop();
+}
+
+TEST(ThrottlingFactory, EchoesEverythingOverARealSocket) {
+  Reactor r(testing::quietOptions());
+  auto f = std::make_shared<ThrottlingFactory>(Factory::forProtocol<Echo>(), r, 32 * 1024, 0);
+  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  const std::string payload(96 * 1024, 'z');
+  std::string got;
+  testing::ClientThread client([&] {
+    int fd = testing::connectTo(port->getHost().port());
+    testing::sendAll(fd, payload);
+    got = testing::recvAtMost(fd, payload.size(), 30);
+    ::close(fd);
+  });
+  ASSERT_TRUE(testing::runUntil(
+      r, [&] { return client.done(); }, 60));
+  EXPECT_EQ(got.size(), payload.size());
+  EXPECT_GE(f->readThrottles(), 1);
+}
+
 }  // namespace
 }  // namespace twist

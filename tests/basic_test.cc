@@ -79,6 +79,21 @@ TEST(LineReceiver, SplitInvariance) {
   expectSplitInvariant<Lines>(make, "x\ry\r\n\r\r\n", {"x\ry", "\r"});
 }
 
+TEST(LineReceiver, DelimitersAcrossEveryBlockBoundary) {
+  // Lines of 0..40 bytes: "\r" and "\n" fall on every offset of the 16-byte blocks the scanner
+  // reads, and long lines take its memchr path.
+  std::string stream;
+  std::vector<std::string> expected;
+  for (size_t n = 0; n <= 40; ++n) {
+    std::string line(n, static_cast<char>('a' + n % 26));
+    if (n % 3 == 0 && n > 0) line[n / 2] = '\r';  // a lone "\r" inside a line
+    stream += line + "\r\n";
+    expected.push_back(line);
+  }
+  auto make = [] { return std::make_unique<Lines>(); };
+  expectSplitInvariant<Lines>(make, stream, expected);
+}
+
 TEST(LineReceiver, OtherDelimiters) {
   auto nl = [] {
     auto p = std::make_unique<Lines>();

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string_view>
 #include <vector>
 
@@ -21,6 +22,31 @@ inline std::vector<size_t> chunkSizes(size_t size, uint8_t seed) {
     left -= c;
   }
   return out;
+}
+
+// Feeds `stream` to protocol `p` in the given chunk sizes, then the rest.
+template <class P>
+void feed(P& p, std::string_view stream, const std::vector<size_t>& chunks) {
+  size_t pos = 0;
+  for (size_t c : chunks) {
+    p.dataReceived(stream.substr(pos, c));
+    pos += c;
+  }
+  p.dataReceived(stream.substr(pos));
+}
+
+// The property every framer target checks: input byte 0 configures the framer, byte 1 seeds
+// the chunking, the rest is the stream; run(stream, config, chunks) must give the same result
+// for the whole stream and for the chunked one. Aborts (a finding) if it does not.
+template <class Run>
+int checkSplitInvariance(const uint8_t* data, size_t size, Run run) {
+  if (size < 2) return 0;
+  std::string_view stream(reinterpret_cast<const char*>(data) + 2, size - 2);
+  if (!(run(stream, data[0], std::vector<size_t>{}) ==
+        run(stream, data[0], chunkSizes(stream.size(), data[1])))) {
+    std::abort();
+  }
+  return 0;
 }
 
 }  // namespace twist::fuzz

@@ -34,22 +34,12 @@ Result run(std::string_view stream, uint8_t config, const std::vector<size_t>& c
   p.setDelimiter(delimiters[config & 3]);
   p.setMaxLength(1 + (config >> 2) % 64);
   p.makeConnection(&t);
-  size_t pos = 0;
-  for (size_t c : chunks) {
-    p.dataReceived(stream.substr(pos, c));
-    pos += c;
-  }
-  p.dataReceived(stream.substr(pos));
+  twist::fuzz::feed(p, stream, chunks);
   return {p.got, p.exceeded};
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 2) return 0;
-  std::string_view stream(reinterpret_cast<const char*>(data) + 2, size - 2);
-  Result whole = run(stream, data[0], {});
-  Result split = run(stream, data[0], twist::fuzz::chunkSizes(stream.size(), data[1]));
-  if (!(whole == split)) std::abort();
-  return 0;
+  return twist::fuzz::checkSplitInvariance(data, size, run);
 }

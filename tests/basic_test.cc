@@ -439,6 +439,18 @@ TEST(NetstringReceiver, TheFirstFaultReportedDoesNotDependOnTheSplit) {
   }
 }
 
+TEST(NetstringReceiver, CloseFromInsideStringReceivedStopsDelivery) {
+  class Closing : public Netstrings {
+   protected:
+    void stringReceived(std::string_view s) override {
+      Netstrings::stringReceived(s);
+      if (s == "bye") transport()->loseConnection();
+    }
+  };
+  auto make = [] { return std::make_unique<Closing>(); };
+  expectSplitInvariant<Closing>(make, "1:a,3:bye,1:c,", {"a", "bye"});
+}
+
 TEST(NetstringReceiver, SendString) {
   StringTransport t;
   Netstrings p;

@@ -25,8 +25,6 @@ struct evdns_base;
 namespace twist {
 
 class ClientFactory;
-class Connector;
-class Port;
 class Selectable;
 class ServerFactory;
 class ThreadPool;

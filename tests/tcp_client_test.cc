@@ -64,7 +64,6 @@ class RecordingFactory : public ClientFactory {
 };
 
 uint16_t echoPort(Reactor& r, std::string_view iface = "127.0.0.1") {
-  static std::vector<std::shared_ptr<IListeningPort>> keep;
   auto p = r.listenTCP(0, Factory::forProtocol<Echo>(), 50, iface);
   return p->getHost().port();
 }
@@ -102,6 +101,19 @@ TEST(ConnectTCP, ConnectsSendsReceivesAndReportsTheLostConnection) {
   EXPECT_EQ(f->stops, 1);
   EXPECT_EQ(c->state(), Connector::State::Disconnected);
   EXPECT_EQ(c->transport(), nullptr);
+}
+
+TEST(ConnectTCP, ClientFactoryForProtocol) {
+  Reactor r(quietOptions());
+  uint16_t port = echoPort(r);
+  const std::string greeting = "made by forProtocol";
+  std::string got;
+  auto c = r.connectTCP("127.0.0.1", port,
+                        ClientFactory::forProtocol<Greeter>(greeting, greeting.size(), &got));
+  ASSERT_TRUE(runUntil(r, [&] {
+    return got.size() == greeting.size() && c->state() == IConnector::State::Disconnected;
+  }));
+  EXPECT_EQ(got, greeting);
 }
 
 TEST(ConnectTCP, RefusedIsAConnectionRefusedError) {
@@ -343,7 +355,7 @@ class ReconnectingEcho : public ReconnectingClientFactory {
 
 TEST(ReconnectingClientFactory, ReconnectsWhenTheServerComesBack) {
   Reactor r(quietOptions());
-  auto server = std::make_shared<testing::LogCaptureScope>();  // keep the test quiet
+  testing::LogCaptureScope quiet;  // whatever is logged goes to the capture, not stderr
   auto listen = [&](uint16_t port) {
     return r.listenTCP(port, Factory::forProtocol<Echo>(), 50, "127.0.0.1");
   };

@@ -334,10 +334,9 @@ void Connection::abortConnection() {
 
 void Connection::closeLater(Failure reason) {
   stopReading();
+  state_ = State::Closing;  // first: no producer keeps the write event armed now
   writing_ = false;
-  writeArmed_ = false;
-  event_del(writeEvent_);
-  state_ = State::Closing;
+  updateWriteEvent();
   pendingReason_ = std::move(reason);
   event_active(closeEvent_, 0, 0);
 }

@@ -1,10 +1,13 @@
 #include "reactor/clock.h"
 
+#include <cmath>
 #include <exception>
+#include <stdexcept>
 
 namespace twist {
 
 void Clock::advance(double amount) {
+  if (std::isnan(amount)) throw std::invalid_argument("Clock::advance: NaN");
   now_ += amount;
   std::exception_ptr first;
   while (!queue_.empty() && queue_.nextTime() <= now_) {

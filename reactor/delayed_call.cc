@@ -1,8 +1,26 @@
 #include "reactor/delayed_call.h"
 
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
 #include "reactor/errors.h"
 
 namespace twist {
+namespace {
+
+// A NaN would break the queue's ordering (the set's comparison is no longer a strict weak
+// order) and an infinite or huge one would overflow the timeval libevent is given.
+double checkedDelay(double seconds, const char* what) {
+  if (std::isnan(seconds)) {
+    throw std::invalid_argument(std::string(what) + ": the delay is NaN");
+  }
+  if (seconds < 0) return 0;
+  return std::min(seconds, TimerQueue::kMaxDelay);
+}
+
+}  // namespace
 
 using detail::DelayedCallState;
 using Status = DelayedCallState::Status;
@@ -28,13 +46,18 @@ void DelayedCall::cancel() {
 void DelayedCall::reset(double secondsFromNow) {
   DelayedCallState& s = checkedState();
   if (s.queue == nullptr) throw AlreadyCancelled();
-  s.queue->moveTo(s, s.queue->owner_.now() + secondsFromNow);
+  double delay = checkedDelay(secondsFromNow, "DelayedCall::reset");
+  s.queue->moveTo(s, s.queue->owner_.now() + delay);
 }
 
 void DelayedCall::delay(double seconds) {
   DelayedCallState& s = checkedState();
   if (s.queue == nullptr) throw AlreadyCancelled();
-  s.queue->moveTo(s, s.time + seconds);
+  if (std::isnan(seconds)) throw std::invalid_argument("DelayedCall::delay: the delay is NaN");
+  // Clamped like any delay: no earlier than now, no later than kMaxDelay from now.
+  double now = s.queue->owner_.now();
+  double remaining = std::min(std::max(s.time + seconds - now, 0.0), TimerQueue::kMaxDelay);
+  s.queue->moveTo(s, now + remaining);
 }
 
 bool DelayedCall::active() const { return state_ && state_->status == Status::Pending; }
@@ -51,9 +74,10 @@ TimerQueue::~TimerQueue() {
 }
 
 DelayedCall TimerQueue::schedule(double delaySeconds, std::function<void()> fn) {
+  const double delay = checkedDelay(delaySeconds, "callLater");
   auto s = std::make_shared<DelayedCallState>();
   const double now = owner_.now();
-  s->time = now + (delaySeconds > 0 ? delaySeconds : 0);
+  s->time = now + delay;
   s->seq = nextSeq_++;
   s->fn = std::move(fn);
   s->queue = this;

@@ -27,9 +27,11 @@ class DelayedCall {
   double getTime() const;
   // Stops the call. Throws AlreadyCalled if it ran, AlreadyCancelled if it was cancelled.
   void cancel();
-  // Makes it due `secondsFromNow` from now. Throws like cancel().
+  // Makes it due `secondsFromNow` from now. Throws like cancel(), and std::invalid_argument for
+  // NaN; a negative delay means now, a huge one is clamped to TimerQueue::kMaxDelay.
   void reset(double secondsFromNow);
-  // Moves its due time later by `seconds` (earlier if negative). Throws like cancel().
+  // Moves its due time later by `seconds` (earlier if negative; never before now). Throws like
+  // reset().
   void delay(double seconds);
   // True until it runs or is cancelled.
   bool active() const;
@@ -85,11 +87,16 @@ class TimerQueue {
     ~Owner() = default;
   };
 
+  // The longest delay a call can have (about 31 years): longer ones, and infinity, are clamped
+  // to it, so that every due time converts to a valid timeout.
+  static constexpr double kMaxDelay = 1e9;
+
   explicit TimerQueue(Owner& owner) : owner_(owner) {}
   ~TimerQueue();  // pending calls become cancelled; their handles stay safe
   TimerQueue(const TimerQueue&) = delete;
   TimerQueue& operator=(const TimerQueue&) = delete;
 
+  // Throws std::invalid_argument when delaySeconds is NaN; clamps it to [0, kMaxDelay].
   DelayedCall schedule(double delaySeconds, std::function<void()> fn);
 
   // Runs the calls due at `now` that were scheduled before this call began, in order. Calls they

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -40,7 +41,9 @@ int parsePhase(std::string_view phase) {
 }
 
 timeval toTimeval(double seconds) {
-  if (seconds < 0) seconds = 0;
+  // NaN and negatives wait not at all; the upper clamp keeps the conversion to time_t defined.
+  if (!(seconds > 0)) seconds = 0;
+  seconds = std::min(seconds, TimerQueue::kMaxDelay);
   timeval tv;
   tv.tv_sec = static_cast<time_t>(seconds);
   tv.tv_usec = static_cast<suseconds_t>((seconds - static_cast<double>(tv.tv_sec)) * 1e6);
@@ -287,6 +290,7 @@ void Reactor::iterate(double maxWaitSeconds) {
   assertInReactorThread();
   Impl* i = impl_.get();
   if (i->inLoop) throw ReactorAlreadyRunning();
+  if (std::isnan(maxWaitSeconds)) throw std::invalid_argument("Reactor::iterate: NaN wait");
   i->inLoop = true;
   if (maxWaitSeconds <= 0) {
     event_base_loop(i->base, EVLOOP_NONBLOCK);

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <string>
 
 namespace twist {
 
@@ -22,7 +23,10 @@ LoopingCall::~LoopingCall() {
 
 Deferred<void> LoopingCall::start(double intervalSeconds, bool now) {
   if (running_) throw std::logic_error("LoopingCall::start: already running");
-  if (intervalSeconds < 0) throw std::invalid_argument("LoopingCall::start: negative interval");
+  if (!(intervalSeconds >= 0) || intervalSeconds > TimerQueue::kMaxDelay) {
+    throw std::invalid_argument("LoopingCall::start: the interval must be a number from 0 to " +
+                                std::to_string(TimerQueue::kMaxDelay) + " seconds");
+  }
   running_ = true;
   interval_ = intervalSeconds;
   start_ = clock_.seconds();

@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cmath>
 #include <csignal>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -175,6 +178,53 @@ TEST(DelayedCall, ChronoDelay) {
   DelayedCall d = r.callLater(std::chrono::milliseconds(10), [&] { ran = true; });
   EXPECT_NEAR(d.getTime() - r.seconds(), 0.01, 0.005);
   ASSERT_TRUE(runUntil(r, [&] { return ran; }));
+}
+
+TEST(DelayedCall, NaNDelaysAreRefusedAndTheQueueStaysIntact) {
+  Reactor r(quietOptions());
+  std::vector<int> order;
+  DelayedCall a = r.callLater(0.02, [&] { order.push_back(1); });
+  DelayedCall b = r.callLater(0.01, [&] { order.push_back(2); });
+  EXPECT_THROW(r.callLater(std::nan(""), [] {}), std::invalid_argument);
+  EXPECT_THROW(a.reset(std::nan("")), std::invalid_argument);
+  EXPECT_THROW(a.delay(std::nan("")), std::invalid_argument);
+  EXPECT_TRUE(a.active());
+  EXPECT_EQ(r.getDelayedCalls().size(), 2u);
+  a.cancel();  // the ordered set still finds it: nothing was corrupted
+  ASSERT_TRUE(runUntil(r, [&] { return !b.active(); }));
+  EXPECT_EQ(order, std::vector<int>{2});
+  EXPECT_TRUE(r.getDelayedCalls().empty());
+}
+
+// Counts passes of the loop over `seconds` of wall time, each waiting up to 50 ms.
+int loopPasses(Reactor& r, double seconds) {
+  int passes = 0;
+  double end = r.seconds() + seconds;
+  while (r.seconds() < end) {
+    r.iterate(0.05);
+    ++passes;
+  }
+  return passes;
+}
+
+TEST(DelayedCall, HugeAndInfiniteDelaysAreClampedAndDoNotSpinTheLoop) {
+  Reactor r(quietOptions());
+  bool ran = false;
+  DelayedCall inf = r.callLater(std::numeric_limits<double>::infinity(), [&] { ran = true; });
+  DelayedCall huge = r.callLater(1e300, [&] { ran = true; });
+  DelayedCall chrono = r.callLater(std::chrono::hours::max(), [&] { ran = true; });
+  DelayedCall moved = r.callLater(1, [&] { ran = true; });
+  moved.reset(std::numeric_limits<double>::infinity());
+  for (const DelayedCall& d : {inf, huge, chrono, moved}) {
+    EXPECT_TRUE(d.active());
+    EXPECT_NEAR(d.getTime() - r.seconds(), TimerQueue::kMaxDelay, 1.0);
+  }
+  // An overflowing timeout used to become a negative one: the timer fired on every pass.
+  EXPECT_LT(loopPasses(r, 0.3), 30);
+  EXPECT_FALSE(ran);
+  huge.delay(-std::numeric_limits<double>::infinity());  // now: runs on the next pass
+  ASSERT_TRUE(runUntil(r, [&] { return ran; }));
+  EXPECT_THROW(r.iterate(std::nan("")), std::invalid_argument);
 }
 
 TEST(Reactor, StopFromACallbackEndsRun) {

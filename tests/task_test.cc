@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "reactor/clock.h"
@@ -146,6 +148,20 @@ TEST(LoopingCall, StopFromInsideTheFunction) {
   clock.pump({1, 1, 1});
   EXPECT_EQ(calls, 2);
   EXPECT_TRUE(done);
+}
+
+TEST(LoopingCall, NaNOrInfiniteIntervalsAndNaNTimeAreRefused) {
+  Clock clock;
+  int calls = 0;
+  LoopingCall loop(clock, [&] { ++calls; });
+  EXPECT_THROW(loop.start(std::nan("")), std::invalid_argument);
+  EXPECT_THROW(loop.start(std::numeric_limits<double>::infinity()), std::invalid_argument);
+  EXPECT_THROW(loop.start(-1), std::invalid_argument);
+  EXPECT_FALSE(loop.running());
+  EXPECT_EQ(calls, 0);
+  EXPECT_THROW(clock.advance(std::nan("")), std::invalid_argument);
+  EXPECT_THROW(clock.callLater(std::nan(""), [] {}), std::invalid_argument);
+  EXPECT_EQ(clock.seconds(), 0);
 }
 
 TEST(LoopingCall, RunsOnTheRealReactor) {

@@ -44,6 +44,14 @@ class ReactorNotRestartable : public Error {
   ReactorNotRestartable() : Error("ReactorNotRestartable: a stopped reactor can't run again") {}
 };
 
+// The reactor shut down before it could complete a call made from another thread
+// (blockingCallFromThread): the waiting thread gets this instead of blocking forever.
+class ReactorShutdownError : public Error {
+ public:
+  ReactorShutdownError()
+      : Error("ReactorShutdownError: the reactor shut down before the call could complete") {}
+};
+
 // listenTCP could not bind or listen. Carries the address asked for and the OS error (0 if none).
 class CannotListenError : public Error {
  public:

@@ -54,7 +54,15 @@ const char* levelName(Level level) {
 
 void emit(Level level, std::string_view system, std::string_view message) {
   if (static_cast<int>(level) < gMinimum.load(std::memory_order_relaxed)) return;
-  current()->emit(Event{level, system, message});
+  std::shared_ptr<Observer> observer = current();
+  try {
+    observer->emit(Event{level, system, message});
+  } catch (...) {
+    // A broken observer must not turn a log line into a crash; the line goes to stderr.
+    std::string line = "[" + std::string(system) + "] " + levelName(level) + ": " +
+                       std::string(message) + " (the log observer threw)\n";
+    std::fwrite(line.data(), 1, line.size(), stderr);
+  }
 }
 
 }  // namespace twist::log

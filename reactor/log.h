@@ -32,7 +32,8 @@ void setMinimumLevel(Level level);
 
 const char* levelName(Level level);
 
-// Sends one event to the current observer. Thread safe.
+// Sends one event to the current observer. Thread safe; never throws (when the observer throws,
+// the line goes to stderr).
 void emit(Level level, std::string_view system, std::string_view message);
 
 inline void debug(std::string_view system, std::string_view message) {

@@ -21,6 +21,7 @@
 
 #include "reactor/errors.h"
 #include "reactor/failure.h"
+#include "reactor/guard.h"
 #include "reactor/log.h"
 #include "reactor/selectable.h"
 #include "reactor/tcp_hooks.h"
@@ -54,7 +55,7 @@ struct Trigger {
   Reactor::TriggerId id;
   int phase;
   std::string eventType;
-  std::function<void()> fn;
+  std::function<Deferred<void>()> fn;
 };
 
 }  // namespace
@@ -84,8 +85,10 @@ struct Reactor::Impl : TimerQueue::Owner {
   static void onTimer(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<Impl*>(arg);
     self->timerArmed = false;
-    self->timers.runDue(self->now(), [] {
-      log::error("reactor", "Unhandled error in a delayed call: " + Failure::current().toString());
+    detail::guardCallback("reactor", "the timer queue", [self] {
+      self->timers.runDue(self->now(), [] {
+        detail::logUnhandledException("reactor", "a delayed call");
+      });
     });
     double next = self->timers.nextTime();
     if (next >= 0) self->wakeUpBy(next, -1);
@@ -96,30 +99,38 @@ struct Reactor::Impl : TimerQueue::Owner {
     uint64_t count;
     while (::read(fd, &count, sizeof count) > 0) {
     }
+    self->runThreadCalls();
+  }
+
+  // Runs what callFromThread queued so far.
+  void runThreadCalls() {
     std::deque<std::function<void()>> batch;
     {
-      std::lock_guard<std::mutex> lock(self->threadCallsMutex);
-      batch.swap(self->threadCalls);
-      self->wakePending = false;
+      std::lock_guard<std::mutex> lock(threadCallsMutex);
+      batch.swap(threadCalls);
+      wakePending = false;
     }
-    for (auto& fn : batch) {
-      try {
-        fn();
-      } catch (...) {
-        log::error("reactor", "Unhandled error in a callFromThread function: " +
-                                  Failure::current().toString());
-      }
-    }
+    for (auto& fn : batch) detail::guardCallback("reactor", "a callFromThread function", fn);
   }
 
   static void onShutdown(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<Impl*>(arg);
-    self->fire("shutdown", [self] {
-      self->disconnectAll();
-      if (self->pool) self->pool->stop();
+    detail::guardCallback("reactor", "shutdown", [self] {
+      self->fire(
+          "shutdown",
+          [self] {
+            self->disconnectAll();
+            self->stopThreads();
+            // What the workers queued meanwhile (deferToThread results) is delivered, not
+            // dropped: the functions belong to a reactor that is still shutting down.
+            self->runThreadCalls();
+          },
+          [self] {
+            self->state = State::Stopped;
+            event_base_loopbreak(self->base);
+          },
+          self->options.shutdownTimeout);
     });
-    self->state = State::Stopped;
-    event_base_loopbreak(self->base);
   }
 
   static void onSignal(evutil_socket_t signum, short, void* arg) {
@@ -127,33 +138,85 @@ struct Reactor::Impl : TimerQueue::Owner {
     if (self->state != State::Running) return;
     log::info("reactor", std::string("Received ") + (signum == SIGINT ? "SIGINT" : "SIGTERM") +
                              ", shutting down.");
-    self->reactor.stop();
+    detail::guardCallback("reactor", "stop", [self] { self->reactor.stop(); });
   }
 
   static void onReap(evutil_socket_t, short, void* arg) {
-    static_cast<Impl*>(arg)->graveyard.clear();
+    // Destructors do not throw; clearing is guarded all the same.
+    detail::guardCallback("reactor", "freeing closed connections",
+                          [arg] { static_cast<Impl*>(arg)->graveyard.clear(); });
   }
 
-  // Fires one system event; `internalDuring` runs before the user's "during" triggers.
-  void fire(std::string_view eventType, const std::function<void()>& internalDuring) {
-    for (int phase : {kBefore, kDuring, kAfter}) {
-      if (phase == kDuring && internalDuring) internalDuring();
-      std::vector<TriggerId> ids;
-      for (const auto& t : triggers) {
-        if (t.phase == phase && t.eventType == eventType) ids.push_back(t.id);
-      }
-      for (TriggerId id : ids) {
-        auto it = std::find_if(triggers.begin(), triggers.end(),
-                               [id](const Trigger& t) { return t.id == id; });
-        if (it == triggers.end()) continue;  // removed by an earlier trigger
-        std::function<void()> fn = it->fn;
-        try {
-          fn();
-        } catch (...) {
-          log::error("reactor", "Unhandled error in a '" + std::string(eventType) +
-                                    "' system event trigger: " + Failure::current().toString());
-        }
-      }
+  // Runs the triggers of one phase of `eventType` in the order they were added (a trigger may
+  // remove a later one). Returns the Deferreds of "before" triggers that have no result yet.
+  std::vector<Deferred<void>> runPhase(const std::string& eventType, int phase) {
+    std::vector<TriggerId> ids;
+    for (const auto& t : triggers) {
+      if (t.phase == phase && t.eventType == eventType) ids.push_back(t.id);
+    }
+    std::vector<Deferred<void>> pending;
+    const std::string what = "a '" + eventType + "' system event trigger";
+    for (TriggerId id : ids) {
+      auto it = std::find_if(triggers.begin(), triggers.end(),
+                             [id](const Trigger& t) { return t.id == id; });
+      if (it == triggers.end()) continue;  // removed by an earlier trigger
+      std::function<Deferred<void>()> fn = it->fn;
+      detail::guardCallback("reactor", what.c_str(), [&] {
+        Deferred<void> d = fn();
+        d.addErrback([what](const Failure& f) {
+          log::error("reactor", "Unhandled error in the Deferred of " + what + ": " +
+                                    f.toString());
+        });
+        if (phase == kBefore && !d.hasResult()) pending.push_back(d);
+      });
+    }
+    return pending;
+  }
+
+  // Fires one system event: its "before" triggers; then, once the Deferreds they returned have
+  // fired (or after `timeout` seconds, if positive), `internalDuring`, the "during" and the
+  // "after" triggers, and `done`. When it had to wait, the rest runs from the loop.
+  void fire(const std::string& eventType, std::function<void()> internalDuring,
+            std::function<void()> done, double timeout = 0) {
+    auto rest = [this, eventType, internalDuring = std::move(internalDuring),
+                 done = std::move(done)] {
+      if (internalDuring) internalDuring();
+      runPhase(eventType, kDuring);
+      runPhase(eventType, kAfter);
+      if (done) done();
+    };
+    std::vector<Deferred<void>> pending = runPhase(eventType, kBefore);
+    if (pending.empty()) {
+      rest();
+      return;
+    }
+    struct Wait {
+      size_t left;
+      bool finished = false;
+      DelayedCall timer;
+      std::function<void()> rest;
+    };
+    auto wait = std::make_shared<Wait>();
+    wait->left = pending.size();
+    wait->rest = std::move(rest);
+    auto finish = [this, wait] {
+      if (wait->finished) return;
+      wait->finished = true;
+      if (wait->timer.active()) wait->timer.cancel();
+      timers.schedule(0, std::move(wait->rest));
+    };
+    for (auto& d : pending) {
+      d.addBoth([wait, finish] {
+        if (--wait->left == 0) finish();
+      });
+    }
+    if (timeout > 0 && !wait->finished) {
+      wait->timer = timers.schedule(timeout, [wait, finish, eventType, timeout] {
+        log::warn("reactor", std::to_string(wait->left) + " Deferred(s) of 'before " +
+                                 eventType + "' triggers still pending after " +
+                                 std::to_string(timeout) + " s; going on without them.");
+        finish();
+      });
     }
   }
 
@@ -161,7 +224,26 @@ struct Reactor::Impl : TimerQueue::Owner {
     std::vector<std::shared_ptr<Selectable>> all;
     all.reserve(selectables.size());
     for (auto& [raw, owned] : selectables) all.push_back(owned);
-    for (auto& s : all) s->reactorShutdown();
+    for (auto& s : all) {
+      detail::guardCallback("reactor", "closing a port or connection at shutdown",
+                            [&] { s->reactorShutdown(); });
+    }
+  }
+
+  // Fails the threads blocked in blockingCallFromThread (the reactor will not complete their
+  // calls) and joins the thread pool.
+  void stopThreads() {
+    std::vector<std::shared_ptr<detail::BlockingWaiter>> abandoned;
+    {
+      std::lock_guard<std::mutex> lock(waitersMutex);
+      refusingWaiters = true;
+      for (auto& [raw, weak] : waiters) {
+        if (auto w = weak.lock()) abandoned.push_back(std::move(w));
+      }
+      waiters.clear();
+    }
+    for (auto& w : abandoned) w->abandon();
+    if (pool) pool->stop();
   }
 
   Reactor& reactor;
@@ -195,6 +277,10 @@ struct Reactor::Impl : TimerQueue::Owner {
   std::unique_ptr<char[]> readBuffer{new char[kReadBufferSize]};
   std::unique_ptr<ThreadPool> pool;
   size_t poolSize = 10;
+  std::mutex waitersMutex;
+  std::unordered_map<const detail::BlockingWaiter*, std::weak_ptr<detail::BlockingWaiter>>
+      waiters;                    // guarded by waitersMutex
+  bool refusingWaiters = false;  // guarded by waitersMutex
   evdns_base* dns = nullptr;
 };
 
@@ -226,7 +312,7 @@ Reactor::~Reactor() {
     log::error("reactor", "Reactor destroyed from inside its own loop; aborting.");
     std::abort();
   }
-  if (i->pool) i->pool->stop();  // first: workers may still queue callFromThread calls
+  i->stopThreads();  // first: workers may still queue callFromThread calls
   i->disconnectAll();
   i->graveyard.clear();
   for (event* e : {i->timerEvent, i->wakeEvent, i->shutdownEvent, i->reapEvent, i->iterateTimeout})
@@ -239,6 +325,14 @@ Reactor::~Reactor() {
     event_base_loop(i->base, EVLOOP_NONBLOCK);
   }
   ::close(i->wakeFd);
+  {
+    std::lock_guard<std::mutex> lock(i->threadCallsMutex);
+    if (!i->threadCalls.empty()) {
+      log::warn("reactor", std::to_string(i->threadCalls.size()) +
+                               " function(s) queued with callFromThread after the reactor had "
+                               "stopped were dropped.");
+    }
+  }
   impl_->triggers.clear();
   event_base* base = i->base;
   impl_.reset();  // the timer queue cancels what is pending; handles stay safe
@@ -269,7 +363,7 @@ void Reactor::run() {
   }
   i->state = State::Running;
   i->inLoop = true;
-  i->fire("startup", nullptr);
+  detail::guardCallback("reactor", "startup", [i] { i->fire("startup", nullptr, nullptr); });
   if (i->state != State::Stopped) event_base_loop(i->base, EVLOOP_NO_EXIT_ON_EMPTY);
   i->inLoop = false;
   i->state = State::Stopped;
@@ -385,9 +479,8 @@ bool Reactor::isInReactorThread() const {
   return std::this_thread::get_id() == impl_->owner.load();
 }
 
-Reactor::TriggerId Reactor::addSystemEventTrigger(std::string_view phase,
-                                                  std::string_view eventType,
-                                                  std::function<void()> fn) {
+Reactor::TriggerId Reactor::addTrigger(std::string_view phase, std::string_view eventType,
+                                       std::function<Deferred<void>()> fn) {
   assertInReactorThread();
   int p = parsePhase(phase);
   TriggerId id = impl_->nextTriggerId++;
@@ -405,7 +498,19 @@ void Reactor::removeSystemEventTrigger(TriggerId id) {
 
 void Reactor::fireSystemEvent(std::string_view eventType) {
   assertInReactorThread();
-  impl_->fire(eventType, nullptr);
+  impl_->fire(std::string(eventType), nullptr, nullptr);
+}
+
+bool Reactor::addBlockingWaiter(const std::shared_ptr<detail::BlockingWaiter>& waiter) {
+  std::lock_guard<std::mutex> lock(impl_->waitersMutex);
+  if (impl_->refusingWaiters) return false;
+  impl_->waiters.emplace(waiter.get(), waiter);
+  return true;
+}
+
+void Reactor::removeBlockingWaiter(const detail::BlockingWaiter* waiter) {
+  std::lock_guard<std::mutex> lock(impl_->waitersMutex);
+  impl_->waiters.erase(waiter);
 }
 
 event_base* Reactor::eventBase() const { return impl_->base; }

@@ -14,8 +14,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
+#include "reactor/deferred.h"
 #include "reactor/delayed_call.h"
 #include "reactor/interfaces.h"
 
@@ -29,12 +31,26 @@ class Selectable;
 class ServerFactory;
 class ThreadPool;
 
+namespace detail {
+// A thread blocked in blockingCallFromThread. The reactor abandons it (abandon() is called on
+// the reactor thread) when it shuts down before the call has completed, so that the thread can
+// go on and the thread pool can be joined.
+class BlockingWaiter {
+ public:
+  virtual ~BlockingWaiter() = default;
+  virtual void abandon() = 0;
+};
+}  // namespace detail
+
 class Reactor : public IReactorTime, public IReactorTCP {
  public:
   struct Options {
     // SIGINT and SIGTERM call stop() while run() is running (libevent signal events, removed
     // when run() returns). Turn off when embedding or when several reactors share a process.
     bool installSignalHandlers = true;
+    // How long stop() waits for the Deferreds that "before shutdown" triggers returned before it
+    // closes the connections anyway (a warning says which were still pending).
+    double shutdownTimeout = 30;
   };
 
   Reactor();
@@ -50,9 +66,11 @@ class Reactor : public IReactorTime, public IReactorTCP {
   // it already ran.
   void run();
   // Asks a running reactor to stop: on the next pass of the loop it fires "before shutdown"
-  // triggers, closes all ports and connections, fires "during" and "after" shutdown triggers,
-  // and run() returns. Safe from any callback. Throws ReactorNotRunning if not running or
-  // already stopping.
+  // triggers and waits (serving I/O meanwhile, for at most Options::shutdownTimeout) for the
+  // Deferreds they returned; then it closes all ports and connections, stops the thread pool
+  // (delivering the results of work that finished meanwhile), fires "during" and "after"
+  // shutdown triggers, and run() returns. Safe from any callback. Throws ReactorNotRunning if
+  // not running or already stopping.
   void stop();
   // True from run() until stop() begins.
   bool running() const;
@@ -78,8 +96,10 @@ class Reactor : public IReactorTime, public IReactorTCP {
   void callWhenRunning(std::function<void()> fn);
 
   // The one thread-safe entry: queues `fn` to run on the reactor's thread and wakes the loop.
-  // Calls from one thread run in the order they were made. Works before run(); functions still
-  // queued when the reactor is destroyed are dropped.
+  // Calls from one thread run in the order they were made. Works before run(). Calls queued
+  // while the reactor shuts down still run, once its thread pool is joined (so deferToThread
+  // results are delivered); calls left when the reactor is destroyed are dropped with a warning
+  // saying how many.
   void callFromThread(std::function<void()> fn);
 
   // Runs fn on a thread of the reactor's pool (started on first use, at most 10 threads unless
@@ -95,12 +115,26 @@ class Reactor : public IReactorTime, public IReactorTCP {
   using TriggerId = uint64_t;
   // Registers `fn` to run in `phase` ("before", "during" or "after") of the system event
   // `eventType` ("startup", "shutdown", or one of your own fired with fireSystemEvent).
+  // A "before" trigger may return a Deferred<void>: the "during" phase then waits until every
+  // such Deferred has fired (Twisted's contract; a failure is logged). "before shutdown" uses it
+  // to drain connections gracefully; stop() waits at most Options::shutdownTimeout for them.
   // Throws std::invalid_argument for another phase.
-  TriggerId addSystemEventTrigger(std::string_view phase, std::string_view eventType,
-                                  std::function<void()> fn);
+  template <class F>
+  TriggerId addSystemEventTrigger(std::string_view phase, std::string_view eventType, F fn) {
+    if constexpr (std::is_same_v<std::invoke_result_t<F&>, Deferred<void>>) {
+      return addTrigger(phase, eventType, std::function<Deferred<void>()>(std::move(fn)));
+    } else {
+      return addTrigger(phase, eventType,
+                        std::function<Deferred<void>()>([fn = std::move(fn)]() mutable {
+                          fn();
+                          return succeed();
+                        }));
+    }
+  }
   // Removes a trigger; an unknown id throws std::invalid_argument.
   void removeSystemEventTrigger(TriggerId id);
-  // Runs the before, during and after triggers of `eventType`, in the order they were added.
+  // Runs the before, during and after triggers of `eventType`, in the order they were added
+  // (during and after once the Deferreds of the before triggers have fired).
   void fireSystemEvent(std::string_view eventType);
 
   // Listens on `interface` ("" = every IPv4 interface, "::" = every IPv6 one, or an address such
@@ -145,7 +179,16 @@ class Reactor : public IReactorTime, public IReactorTCP {
   // Debug builds: aborts with a message if not called on the reactor's thread.
   void assertInReactorThread() const;
 
+  // For blockingCallFromThread (reactor/threads.h). Thread safe. Registers a waiter, to be
+  // abandoned if the reactor shuts down first; false when it already has (the caller fails at
+  // once). Forget it with removeBlockingWaiter once the call has completed.
+  bool addBlockingWaiter(const std::shared_ptr<detail::BlockingWaiter>& waiter);
+  void removeBlockingWaiter(const detail::BlockingWaiter* waiter);
+
  private:
+  TriggerId addTrigger(std::string_view phase, std::string_view eventType,
+                       std::function<Deferred<void>()> fn);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

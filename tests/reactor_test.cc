@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "reactor/errors.h"
+#include "reactor/task.h"
 #include "tests/test_util.h"
 
 namespace twist {
@@ -292,6 +293,42 @@ TEST(Reactor, SystemEventTriggersRunByPhase) {
   EXPECT_EQ(order,
             (std::vector<std::string>{"before startup", "during startup", "after startup",
                                       "before shutdown", "during shutdown", "after shutdown"}));
+}
+
+TEST(Reactor, BeforeShutdownTriggersCanDelayTheRestWithADeferred) {
+  Reactor r(quietOptions());
+  std::vector<std::string> order;
+  r.callWhenRunning([&] { r.stop(); });
+  r.addSystemEventTrigger("before", "shutdown", [&]() -> Deferred<void> {
+    order.push_back("before");
+    // The loop keeps running meanwhile: timers (and connections) are still served.
+    r.callLater(0.01, [&] { order.push_back("timer while draining"); });
+    return deferLater(r, 0.05, [&] { order.push_back("drained"); });
+  });
+  r.addSystemEventTrigger("before", "shutdown", [&]() -> Deferred<void> {
+    return fail<void>(Failure::of(std::runtime_error("a failing drain")));  // logged, not fatal
+  });
+  r.addSystemEventTrigger("during", "shutdown", [&] { order.push_back("during"); });
+  r.addSystemEventTrigger("after", "shutdown", [&] { order.push_back("after"); });
+  LogCaptureScope logs;
+  r.run();
+  EXPECT_EQ(order, (std::vector<std::string>{"before", "timer while draining", "drained",
+                                             "during", "after"}));
+  EXPECT_EQ(logs->count("a failing drain"), 1);
+}
+
+TEST(Reactor, ShutdownWaitsForBeforeTriggersAtMostTheShutdownTimeout) {
+  Reactor::Options options = quietOptions();
+  options.shutdownTimeout = 0.05;
+  Reactor r(options);
+  bool during = false;
+  r.callWhenRunning([&] { r.stop(); });
+  r.addSystemEventTrigger("before", "shutdown", [] { return Deferred<void>(); });  // never fires
+  r.addSystemEventTrigger("during", "shutdown", [&] { during = true; });
+  LogCaptureScope logs;
+  r.run();
+  EXPECT_TRUE(during);
+  EXPECT_EQ(logs->count("still pending after"), 1);
 }
 
 TEST(Reactor, CustomSystemEvent) {

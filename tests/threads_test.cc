@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -162,6 +164,102 @@ TEST(BlockingCallFromThread, ReturnsValuesDeferredResultsAndExceptions) {
   EXPECT_EQ(deferred, 2);
   EXPECT_EQ(error, "on the reactor");
   EXPECT_THROW(blockingCallFromThread(r, [] { return 0; }), std::logic_error);
+}
+
+TEST(BlockingCallFromThread, APoolThreadWaitingAtShutdownFailsAndTheShutdownFinishes) {
+  Reactor r(quietOptions());
+  std::atomic<bool> failedWithShutdown{false};
+  r.callWhenRunning([&] {
+    r.callInThread([&] {
+      try {
+        // Runs on the reactor thread, which stops while this thread waits for the result.
+        blockingCallFromThread(r, [&] {
+          r.stop();
+          return Deferred<int>();  // never fires
+        });
+      } catch (const ReactorShutdownError&) {
+        failedWithShutdown = true;
+      }
+    });
+  });
+  r.run();  // used to deadlock: the reactor joined the pool while the worker waited for it
+  EXPECT_TRUE(failedWithShutdown.load());
+}
+
+TEST(BlockingCallFromThread, ACallQueuedDuringShutdownFailsWithoutRunning) {
+  Reactor r(quietOptions());
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<bool> waiting{false}, failedWithShutdown{false}, ran{false};
+  std::function<void()> stopWhenWaiting = [&] {
+    if (!waiting) {
+      r.callLater(0.001, stopWhenWaiting);
+      return;
+    }
+    r.stop();
+  };
+  r.callWhenRunning([&] {
+    r.callInThread([&] {
+      {
+        std::unique_lock<std::mutex> lock(m);
+        waiting = true;
+        cv.wait(lock, [&] { return release; });
+      }
+      try {
+        blockingCallFromThread(r, [&] { ran = true; });
+      } catch (const ReactorShutdownError&) {
+        failedWithShutdown = true;
+      }
+    });
+    stopWhenWaiting();
+  });
+  // The worker asks for the reactor only once the reactor has started to shut down.
+  r.addSystemEventTrigger("before", "shutdown", [&] {
+    std::lock_guard<std::mutex> lock(m);
+    release = true;
+    cv.notify_all();
+  });
+  r.run();
+  EXPECT_TRUE(failedWithShutdown.load());
+  EXPECT_FALSE(ran.load());
+  // After the shutdown: refused at once.
+  std::atomic<bool> refused{false};
+  std::thread late([&] {
+    try {
+      blockingCallFromThread(r, [] { return 1; });
+    } catch (const ReactorShutdownError&) {
+      refused = true;
+    }
+  });
+  late.join();
+  EXPECT_TRUE(refused.load());
+}
+
+TEST(DeferToThread, ResultsThatArriveDuringShutdownAreDelivered) {
+  Reactor r(quietOptions());
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false;
+  std::vector<std::string> order;
+  r.callWhenRunning([&] {
+    deferToThread(r, [&] {
+      std::unique_lock<std::mutex> lock(m);
+      cv.wait(lock, [&] { return release; });
+      return 42;
+    }).addCallbacks([&](int v) { order.push_back("result " + std::to_string(v)); },
+                    [&](const Failure& f) { order.push_back("failure " + f.toString()); });
+    r.stop();
+  });
+  r.addSystemEventTrigger("before", "shutdown", [&] {
+    order.push_back("before shutdown");
+    std::lock_guard<std::mutex> lock(m);
+    release = true;  // the result now arrives while the reactor shuts down
+    cv.notify_all();
+  });
+  r.addSystemEventTrigger("during", "shutdown", [&] { order.push_back("during shutdown"); });
+  r.run();
+  EXPECT_EQ(order, (std::vector<std::string>{"before shutdown", "result 42", "during shutdown"}));
 }
 
 }  // namespace

@@ -123,22 +123,25 @@ class ThrottlingFactory::CountingTransport : public ITransport {
   bool getTcpNoDelay() const override { return real_.getTcpNoDelay(); }
   void setTcpKeepAlive(bool on) override { real_.setTcpKeepAlive(on); }
   bool getTcpKeepAlive() const override { return real_.getTcpKeepAlive(); }
+  void setTcpKeepAliveTimes(int idle, int interval, int probes) override {
+    real_.setTcpKeepAliveTimes(idle, interval, probes);
+  }
+  void setWriteBufferLimits(const WriteBufferLimits& limits) override {
+    real_.setWriteBufferLimits(limits);
+  }
+  WriteBufferLimits writeBufferLimits() const override { return real_.writeBufferLimits(); }
   bool disconnecting() const override { return real_.disconnecting(); }
   size_t bufferedSize() const override { return real_.bufferedSize(); }
   void registerProducer(IProducer* producer, bool streaming) override {
     real_.registerProducer(producer, streaming);
-    producer_ = producer;
   }
-  void unregisterProducer() override {
-    real_.unregisterProducer();
-    producer_ = nullptr;
-  }
-  IProducer* producer() const { return producer_; }
+  void unregisterProducer() override { real_.unregisterProducer(); }
+  // The real transport's: it forgets a producer that goes away.
+  IProducer* producer() const override { return real_.producer(); }
 
  private:
   ITransport& real_;
   ThrottlingFactory& factory_;
-  IProducer* producer_ = nullptr;
 };
 
 class ThrottlingFactory::Throttled : public Protocol {

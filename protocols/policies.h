@@ -41,13 +41,19 @@ class TimeoutMixin {
 };
 
 // Forwards every call to the protocol it wraps (Twisted's ProtocolWrapper), which sees the real
-// transport. Subclasses watch the connection's life.
-class ProtocolWrapper : public Protocol {
+// transport. Subclasses watch the connection's life. Half-closeable exactly when the wrapped
+// protocol is.
+class ProtocolWrapper : public Protocol, public IHalfCloseableProtocol {
  public:
   explicit ProtocolWrapper(std::unique_ptr<Protocol> wrapped) : wrapped_(std::move(wrapped)) {}
   void connectionMade() override { wrapped_->makeConnection(transport()); }
   void dataReceived(std::string_view data) override { wrapped_->dataReceived(data); }
   void connectionLost(const Failure& reason) override { wrapped_->notifyConnectionLost(reason); }
+  IHalfCloseableProtocol* halfCloseable() override {
+    return wrapped_->halfCloseable() != nullptr ? this : nullptr;
+  }
+  void readConnectionLost() override { wrapped_->halfCloseable()->readConnectionLost(); }
+  void writeConnectionLost() override { wrapped_->halfCloseable()->writeConnectionLost(); }
   Protocol& wrapped() const { return *wrapped_; }
 
  private:

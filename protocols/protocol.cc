@@ -1,5 +1,7 @@
 #include "protocols/protocol.h"
 
+#include "reactor/guard.h"
+
 namespace twist {
 
 void Protocol::makeConnection(ITransport* transport) {
@@ -14,13 +16,26 @@ void Protocol::notifyConnectionLost(const Failure& reason) {
   transport_ = nullptr;
 }
 
+IHalfCloseableProtocol* Protocol::halfCloseable() {
+  return dynamic_cast<IHalfCloseableProtocol*>(this);
+}
+
 void Factory::doStart() {
-  if (numPorts_++ == 0) startFactory();
+  if (numPorts_ == 0) startFactory();  // when it throws, nothing was started: nothing is counted
+  ++numPorts_;
 }
 
 void Factory::doStop() {
   if (numPorts_ == 0) return;
-  if (--numPorts_ == 0) stopFactory();
+  if (--numPorts_ == 0) {
+    // Called while ports close and reactors shut down: a failing stopFactory is logged there,
+    // it must not stop the rest of the shutdown.
+    try {
+      stopFactory();
+    } catch (...) {
+      detail::logUnhandledException("protocol.Factory", "stopFactory");
+    }
+  }
 }
 
 }  // namespace twist

@@ -12,6 +12,7 @@
 namespace twist {
 
 class Factory;
+class IHalfCloseableProtocol;
 
 // One connection's behaviour. The transport calls, on the reactor's thread and never
 // re-entrantly:
@@ -51,11 +52,31 @@ class Protocol {
 
   // For transports: delivers connectionLost(reason), then forgets the transport.
   void notifyConnectionLost(const Failure& reason);
+  // For transports: this protocol's half-close interface, or nullptr when it did not opt in
+  // (by default: itself, if it derives from IHalfCloseableProtocol).
+  virtual IHalfCloseableProtocol* halfCloseable();
 
  private:
   ITransport* transport_ = nullptr;
   Factory* factory_ = nullptr;
   bool connected_ = false;
+};
+
+// Opt-in half-close (Twisted's IHalfCloseableProtocol): derive from it beside Protocol.
+//  - readConnectionLost(): the peer shut down its write side (EOF). No dataReceived follows; the
+//    connection stays open for writing until the protocol calls loseConnection() (or
+//    loseWriteConnection(): with both halves closed the connection ends).
+//  - writeConnectionLost(): our loseWriteConnection() has finished: everything written was
+//    sent and the write side is shut down. Reading goes on.
+// Once both halves are closed the connection ends with connectionLost(ConnectionDone).
+// A protocol that does not opt in: the peer's EOF ends the connection once everything written
+// so far has been sent (connectionLost(ConnectionDone)).
+// Both are called from the loop, never inside a call the protocol is making.
+class IHalfCloseableProtocol {
+ public:
+  virtual ~IHalfCloseableProtocol() = default;
+  virtual void readConnectionLost() {}
+  virtual void writeConnectionLost() {}
 };
 
 class ServerFactory;
@@ -76,6 +97,8 @@ class Factory {
   static std::shared_ptr<ServerFactory> forProtocol(Args... args);
 
   // For ports: count users, calling startFactory on the first and stopFactory after the last.
+  // doStart lets startFactory's exception through (nothing is counted then); doStop logs
+  // stopFactory's and carries on.
   void doStart();
   void doStop();
   int numPorts() const { return numPorts_; }

@@ -26,11 +26,22 @@ std::string lostMessage(int osError, const std::string& detail) {
 ConnectionLost::ConnectionLost(int osError, const std::string& detail)
     : ConnectionClosed(lostMessage(osError, detail)), osError_(osError) {}
 
+WriteBufferFullError::WriteBufferFullError(size_t wouldBuffer, size_t cap)
+    : ConnectionLost("Connection aborted: the peer is not reading; " +
+                         std::to_string(wouldBuffer) + " bytes would wait to be sent, over the "
+                         "write buffer cap of " + std::to_string(cap) + " bytes.",
+                     0),
+      cap_(cap) {}
+
 ConnectError::ConnectError(const std::string& why, int osError)
     : Error("An error occurred while connecting: " +
             (osError != 0 ? std::to_string(osError) + ": " + std::strerror(osError) + ". " : "") +
             why),
       osError_(osError) {}
+
+ConnectBindError::ConnectBindError(const std::string& address, int osError,
+                                   const std::string& why)
+    : ConnectError(osError, "Couldn't bind to " + address + ": " + why + ".") {}
 
 ConnectionRefusedError::ConnectionRefusedError()
     : ConnectError(ECONNREFUSED, "Connection was refused by other side: " +

@@ -2,6 +2,7 @@
 // twisted.internet.error so a Twisted user recognises them.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -99,6 +100,18 @@ class ConnectionAborted : public ConnectionLost {
   ConnectionAborted() : ConnectionLost("Connection was aborted locally.", 0) {}
 };
 
+// The peer did not read: a write would have left more than the transport's cap
+// (WriteBufferLimits::hardCap) waiting to be sent, so the connection was aborted instead of
+// letting the process grow without bound.
+class WriteBufferFullError : public ConnectionLost {
+ public:
+  WriteBufferFullError(size_t wouldBuffer, size_t cap);
+  size_t cap() const { return cap_; }
+
+ private:
+  size_t cap_;
+};
+
 // ---- connecting (Reactor::connectTCP) ----
 
 // An outgoing connection attempt failed. osError() is the errno (0 if none).
@@ -112,6 +125,13 @@ class ConnectError : public Error {
 
  private:
   int osError_;
+};
+
+// The local address given to connectTCP (bindAddress) could not be bound: in use, not an IP
+// address, or of another family than the destination. osError() is the errno (0 if none).
+class ConnectBindError : public ConnectError {
+ public:
+  ConnectBindError(const std::string& address, int osError, const std::string& why);
 };
 
 // The peer refused the connection (ECONNREFUSED: nothing listens there).

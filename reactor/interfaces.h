@@ -17,13 +17,18 @@ class IConnector;
 class IListeningPort;
 class ServerFactory;
 
+// listenTCP's default backlog: the system's maximum (/proc/sys/net/core/somaxconn, as Go reads
+// it; SOMAXCONN when that is unreadable). A small backlog drops the SYNs of a burst of clients,
+// which then wait a full second to retry.
+inline constexpr int kDefaultBacklog = 0;
+
 class IReactorTCP {
  public:
   virtual ~IReactorTCP() = default;
   // See Reactor::listenTCP.
   virtual std::shared_ptr<IListeningPort> listenTCP(uint16_t port,
                                                     std::shared_ptr<ServerFactory> factory,
-                                                    int backlog = 50,
+                                                    int backlog = kDefaultBacklog,
                                                     std::string_view interface = "") = 0;
   // See Reactor::connectTCP.
   virtual std::shared_ptr<IConnector> connectTCP(

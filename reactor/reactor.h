@@ -139,17 +139,21 @@ class Reactor : public IReactorTime, public IReactorTCP {
 
   // Listens on `interface` ("" = every IPv4 interface, "::" = every IPv6 one, or an address such
   // as "127.0.0.1" or "::1") and `port` (0 = a free port: ask the Port's getHost()). Each accepted
-  // connection gets a protocol from `factory`. Throws CannotListenError. Defined in
-  // //transports:tcp, so link that target to use it.
+  // connection gets a protocol from `factory`. `backlog` 0 (kDefaultBacklog) is the system's
+  // maximum. Throws CannotListenError (also for an interface that is not an address, or has a
+  // NUL byte in it), or what the factory's startFactory threw (the port is closed then).
+  // Defined in //transports:tcp, so link that target to use it.
   std::shared_ptr<IListeningPort> listenTCP(uint16_t port, std::shared_ptr<ServerFactory> factory,
-                                            int backlog = 50,
+                                            int backlog = kDefaultBacklog,
                                             std::string_view interface = "") override;
 
   // Connects to host:port (an IPv4 or IPv6 address, or a name resolved without blocking through
   // /etc/hosts and the DNS servers of /etc/resolv.conf, or those given to setNameservers). Each
   // resolved address is tried in turn. `timeout` (seconds, 0 = none) covers resolving and
   // connecting. `bindAddress` picks the local (host, port). The factory hears how it goes
-  // (ClientFactory). Defined in //transports:tcp.
+  // (ClientFactory), always from the loop, never inside this call. Throws
+  // std::invalid_argument for a host or bind address with a NUL byte in it. Defined in
+  // //transports:tcp.
   std::shared_ptr<IConnector> connectTCP(
       std::string_view host, uint16_t port, std::shared_ptr<ClientFactory> factory,
       double timeout = 30,

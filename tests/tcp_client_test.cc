@@ -1,6 +1,8 @@
 // connectTCP: Connector, Client, ClientFactory and ReconnectingClientFactory through real
 // sockets on loopback, and a DNS responder the test runs itself (no real DNS server needed).
+#include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <atomic>
 #include <thread>
@@ -312,6 +314,220 @@ TEST(ConnectTCP, BindAddressAndNoProtocol) {
   r.connectTCP("127.0.0.1", port, g, 5, std::make_pair(std::string("::1"), uint16_t{0}));
   ASSERT_TRUE(runUntil(r, [&] { return g->failed == 1; }));
   EXPECT_TRUE(g->reason.check<ConnectError>()) << "an IPv6 bind address for an IPv4 peer";
+}
+
+TEST(ConnectTCP, BindFailuresAreConnectBindErrorsWithTheirOwnCause) {
+  Reactor r(quietOptions());
+  uint16_t port = echoPort(r);
+  // A local address that is in use: a listening socket holds it.
+  uint16_t busy = echoPort(r);
+  auto inUse = std::make_shared<RecordingFactory>();
+  r.connectTCP("127.0.0.1", port, inUse, 5, std::make_pair(std::string("127.0.0.1"), busy));
+  auto notIp = std::make_shared<RecordingFactory>();
+  r.connectTCP("127.0.0.1", port, notIp, 5, std::make_pair(std::string("nowhere"), uint16_t{0}));
+  auto family = std::make_shared<RecordingFactory>();
+  r.connectTCP("127.0.0.1", port, family, 5, std::make_pair(std::string("::1"), uint16_t{0}));
+  ASSERT_TRUE(runUntil(r, [&] { return inUse->failed + notIp->failed + family->failed == 3; }));
+  ASSERT_TRUE(inUse->reason.check<ConnectBindError>()) << inUse->reason.toString();
+  EXPECT_TRUE(inUse->reason.check<ConnectError>());
+  EXPECT_EQ(inUse->reason.get<ConnectBindError>()->osError(), EADDRINUSE);
+  EXPECT_NE(inUse->reason.getErrorMessage().find("127.0.0.1:" + std::to_string(busy)),
+            std::string::npos);
+  for (auto* f : {notIp.get(), family.get()}) {
+    ASSERT_TRUE(f->reason.check<ConnectBindError>()) << f->reason.toString();
+    // Not a stale errno from an earlier call: these failures have no OS error.
+    EXPECT_EQ(f->reason.get<ConnectBindError>()->osError(), 0) << f->reason.toString();
+  }
+  EXPECT_NE(notIp->reason.getErrorMessage().find("not an IPv4 or IPv6 address"), std::string::npos);
+}
+
+// Retries from clientConnectionFailed at once; records whether a failure was ever reported
+// inside connectTCP or connect() (it must always come from the loop).
+class ImpatientFactory : public ClientFactory {
+ public:
+  int failures = 0, retries = 0;
+  bool insideConnect = false, reportedInside = false;
+  std::unique_ptr<Protocol> buildProtocol(const Address&) override { return nullptr; }
+  void clientConnectionFailed(IConnector& c, const Failure& reason) override {
+    reportedInside |= insideConnect;
+    last = reason;
+    if (++failures < retries) {
+      insideConnect = true;
+      c.connect();
+      insideConnect = false;
+    }
+  }
+  Failure last;
+};
+
+TEST(ConnectTCP, FailuresComeFromTheLoopSoRetryingAtOnceDoesNotRecurse) {
+  Reactor r(quietOptions());
+  uint16_t port = echoPort(r);
+  uint16_t busy = echoPort(r);
+  auto f = std::make_shared<ImpatientFactory>();
+  f->retries = 20000;  // deep enough to overflow the stack if each retry recursed
+  f->insideConnect = true;
+  auto c = r.connectTCP("127.0.0.1", port, f, 5, std::make_pair(std::string("127.0.0.1"), busy));
+  f->insideConnect = false;
+  EXPECT_EQ(f->failures, 0) << "reported inside connectTCP";
+  ASSERT_TRUE(runUntil(
+      r, [&] { return f->failures == f->retries; }, 60));
+  EXPECT_FALSE(f->reportedInside);
+  EXPECT_TRUE(f->last.check<ConnectBindError>());
+  EXPECT_EQ(c->state(), IConnector::State::Disconnected);
+}
+
+TEST(ConnectTCP, HostsAndBindAddressesWithANulByteAreRefused) {
+  Reactor r(quietOptions());
+  using namespace std::string_view_literals;
+  auto f = std::make_shared<RecordingFactory>();
+  EXPECT_THROW(r.connectTCP("localhost\0.example.com"sv, 80, f), std::invalid_argument);
+  EXPECT_THROW(r.connectTCP("127.0.0.1", 80, f, 5,
+                            std::make_pair(std::string("127.0.0.1\0junk", 14), uint16_t{0})),
+               std::invalid_argument);
+  EXPECT_EQ(f->started, 0);
+  EXPECT_EQ(r.selectableCount(), 0u);
+}
+
+// Accepts and resets every connection at once (SO_LINGER 0): a hostile server.
+class ResettingServer {
+ public:
+  ResettingServer() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    ::listen(fd_, 1024);
+    socklen_t len = sizeof sa;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
+    port = ntohs(sa.sin_port);
+    thread_ = std::thread([this] {
+      for (;;) {
+        int c = ::accept(fd_, nullptr, nullptr);
+        if (c < 0) return;  // the listening socket was shut down
+        testing::setLingerZero(c);
+        ::close(c);
+      }
+    });
+  }
+  ~ResettingServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  uint16_t port = 0;
+
+ private:
+  int fd_;
+  std::thread thread_;
+};
+
+// Connects again and again, whatever happens.
+class Persistent : public ClientFactory {
+ public:
+  int attempts = 0, failed = 0, lost = 0, made = 0;
+  int limit = 0;
+  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+    class Hello : public Protocol {
+     public:
+      explicit Hello(int* made) : made_(made) {}
+      void connectionMade() override {
+        ++*made_;
+        transport()->write("hello");
+      }
+
+     private:
+      int* made_;
+    };
+    return std::make_unique<Hello>(&made);
+  }
+  void clientConnectionFailed(IConnector& c, const Failure&) override {
+    ++failed;
+    again(c);
+  }
+  void clientConnectionLost(IConnector& c, const Failure&) override {
+    ++lost;
+    again(c);
+  }
+  void again(IConnector& c) {
+    if (++attempts < limit) c.connect();
+  }
+};
+
+// When set, the next getsockopt(SO_ERROR) that reports a completed connect makes the server
+// accept that connection and reset it before the connector goes on: the window in which a
+// hostile server's reset used to crash the client, made certain instead of rare.
+std::atomic<int> gResetOnConnect{-1};  // the listening socket to accept from
+
+}  // namespace
+}  // namespace twist
+
+// Interposes the C library's getsockopt for this test binary (twist's code is linked into it).
+extern "C" int getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
+  using Real = int (*)(int, int, int, void*, socklen_t*);
+  static const Real real = reinterpret_cast<Real>(::dlsym(RTLD_NEXT, "getsockopt"));
+  int rc = real(fd, level, name, value, len);
+  if (level == SOL_SOCKET && name == SO_ERROR && rc == 0 && *static_cast<int*>(value) == 0) {
+    int listener = twist::gResetOnConnect.exchange(-1);
+    if (listener >= 0) {
+      int peer = ::accept(listener, nullptr, nullptr);
+      twist::testing::setLingerZero(peer);
+      ::close(peer);
+      pollfd p{fd, POLLIN, 0};
+      ::poll(&p, 1, 5000);  // until the reset has arrived
+    }
+  }
+  return rc;
+}
+
+namespace twist {
+namespace {
+
+TEST(ConnectTCP, AResetRightAfterTheConnectCompletesIsALostConnection) {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  ::bind(listener, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  ::listen(listener, 16);
+  socklen_t salen = sizeof sa;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&sa), &salen);
+  Reactor r(quietOptions());
+  auto f = std::make_shared<RecordingFactory>();
+  f->make = [] { return std::make_unique<Protocol>(); };
+  gResetOnConnect = listener;
+  r.connectTCP("127.0.0.1", ntohs(sa.sin_port), f, 5);
+  ASSERT_TRUE(runUntil(r, [&] { return f->lost + f->failed == 1; }));
+  ::close(listener);
+  EXPECT_EQ(gResetOnConnect.load(), -1) << "the reset was not staged";
+  EXPECT_EQ(f->lost, 1);
+  EXPECT_EQ(f->peer.port(), ntohs(sa.sin_port));
+  ASSERT_TRUE(f->reason.check<ConnectionLost>()) << f->reason.toString();
+  EXPECT_EQ(f->reason.get<ConnectionLost>()->osError(), ECONNRESET);
+}
+
+TEST(ConnectTCP, AServerThatResetsAtOnceIsALostConnectionNotACrash) {
+  // Many attempts at once: the server resets some while the reactor is busy with others.
+  ResettingServer hostile;
+  Reactor r(quietOptions());
+  constexpr int kParallel = 50;
+  std::vector<std::shared_ptr<Persistent>> factories;
+  for (int i = 0; i < kParallel; ++i) {
+    factories.push_back(std::make_shared<Persistent>());
+    factories.back()->limit = 100;
+    r.connectTCP("127.0.0.1", hostile.port, factories.back(), 5);
+  }
+  ASSERT_TRUE(runUntil(
+      r,
+      [&] {
+        for (auto& f : factories) {
+          if (f->failed + f->lost < f->limit) return false;
+        }
+        return true;
+      },
+      120));
+  for (auto& f : factories) EXPECT_EQ(f->lost, f->made);  // each one made was lost once
 }
 
 TEST(ConnectTCP, ReactorShutdownEndsAttemptsAndConnections) {

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <random>
 
@@ -13,6 +14,7 @@
 #include "protocols/protocol.h"
 #include "reactor/errors.h"
 #include "reactor/reactor.h"
+#include "tests/scripted.h"
 #include "tests/test_util.h"
 #include "transports/tcp_port.h"
 
@@ -20,126 +22,21 @@ namespace twist {
 namespace {
 
 using testing::ClientThread;
+using testing::ConnRecord;
 using testing::connectTo;
+using testing::duplexEcho;
+using testing::Hooks;
 using testing::LogCaptureScope;
+using testing::pattern;
+using testing::portOf;
 using testing::quietOptions;
 using testing::recvAtMost;
 using testing::recvUntilEof;
 using testing::runFor;
 using testing::runUntil;
+using testing::ScriptedFactory;
+using testing::ScriptedProtocol;
 using testing::sendAll;
-
-// What one server-side connection saw.
-struct ConnRecord {
-  int made = 0;
-  int lost = 0;
-  bool dataAfterLost = false;
-  bool dataBeforeMade = false;
-  std::string data;
-  Failure reason;
-  Address host, peer;
-};
-
-struct Hooks {
-  std::function<void(Protocol&)> made;
-  std::function<void(Protocol&, std::string_view)> data;
-  std::function<void(Protocol&, const Failure&)> lost;
-};
-
-class ScriptedProtocol : public Protocol {
- public:
-  ScriptedProtocol(const Hooks& hooks, std::shared_ptr<ConnRecord> rec)
-      : hooks_(hooks), rec_(std::move(rec)) {}
-  void connectionMade() override {
-    ++rec_->made;
-    rec_->host = transport()->getHost();
-    rec_->peer = transport()->getPeer();
-    if (hooks_.made) hooks_.made(*this);
-  }
-  void dataReceived(std::string_view d) override {
-    if (rec_->lost) rec_->dataAfterLost = true;
-    if (!rec_->made) rec_->dataBeforeMade = true;
-    rec_->data.append(d);
-    if (hooks_.data) hooks_.data(*this, d);
-  }
-  void connectionLost(const Failure& reason) override {
-    ++rec_->lost;
-    rec_->reason = reason;
-    if (hooks_.lost) hooks_.lost(*this, reason);
-  }
-
- private:
-  const Hooks& hooks_;
-  std::shared_ptr<ConnRecord> rec_;
-};
-
-class ScriptedFactory : public ServerFactory {
- public:
-  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
-    if (refuse) return nullptr;
-    conns.push_back(std::make_shared<ConnRecord>());
-    return std::make_unique<ScriptedProtocol>(hooks, conns.back());
-  }
-  void startFactory() override { ++starts; }
-  void stopFactory() override { ++stops; }
-
-  int lostCount() const {
-    int n = 0;
-    for (auto& c : conns) n += c->lost;
-    return n;
-  }
-  // Every connection: made once, lost once, nothing delivered outside that window.
-  void expectEachLostOnce() const {
-    for (auto& c : conns) {
-      EXPECT_EQ(c->made, 1);
-      EXPECT_EQ(c->lost, 1);
-      EXPECT_FALSE(c->dataAfterLost);
-      EXPECT_FALSE(c->dataBeforeMade);
-    }
-  }
-
-  Hooks hooks;
-  std::vector<std::shared_ptr<ConnRecord>> conns;
-  bool refuse = false;
-  int starts = 0;
-  int stops = 0;
-};
-
-std::string pattern(size_t n, unsigned seed) {
-  std::string s(n, '\0');
-  std::mt19937 rng(seed);
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
-// Sends `payload` while reading the echo at the same time (so neither side's buffers fill up
-// and deadlock); returns what came back.
-std::string duplexEcho(uint16_t port, const std::string& payload) {
-  int fd = connectTo(port);
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  size_t sent = 0;
-  std::string got;
-  std::vector<char> buf(1 << 16);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (got.size() < payload.size() && std::chrono::steady_clock::now() < deadline) {
-    pollfd p{fd, static_cast<short>(POLLIN | (sent < payload.size() ? POLLOUT : 0)), 0};
-    if (::poll(&p, 1, 1000) < 0) break;
-    if ((p.revents & POLLOUT) && sent < payload.size()) {
-      ssize_t n = ::send(fd, payload.data() + sent,
-                         std::min<size_t>(payload.size() - sent, 1 << 16), MSG_NOSIGNAL);
-      if (n > 0) sent += static_cast<size_t>(n);
-    }
-    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-      ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
-      if (n <= 0 && errno != EAGAIN) break;
-      if (n > 0) got.append(buf.data(), static_cast<size_t>(n));
-    }
-  }
-  ::close(fd);
-  return got;
-}
-
-uint16_t portOf(const std::shared_ptr<IListeningPort>& p) { return p->getHost().port(); }
 
 TEST(Tcp, EchoIsByteExactFromOneByteTo16MiB) {
   Reactor r(quietOptions());
@@ -220,6 +117,8 @@ TEST(Tcp, LoseConnectionDeliversEverythingWrittenBeforeIt) {
   auto f = std::make_shared<ScriptedFactory>();
   const std::string big = pattern(8 << 20, 7);
   f->hooks.made = [&](Protocol& p) {
+    // More than the default cap of what may wait to be sent: lift it to write it in one go.
+    p.transport()->setWriteBufferLimits({.hardCap = WriteBufferLimits::kNoLimit});
     p.transport()->write(big);
     p.transport()->loseConnection();
     EXPECT_TRUE(p.transport()->disconnecting());
@@ -249,6 +148,7 @@ TEST(Tcp, AbortConnectionDropsUnsentDataAndReportsLater) {
   const size_t kBig = 64 << 20;  // far more than the socket buffers hold
   bool lostInsideAbort = false;
   f->hooks.made = [&](Protocol& p) {
+    p.transport()->setWriteBufferLimits({.hardCap = WriteBufferLimits::kNoLimit});
     p.transport()->write(std::string(kBig, 'a'));
     EXPECT_GT(p.transport()->bufferedSize(), 0u);
     p.transport()->abortConnection();
@@ -749,6 +649,223 @@ TEST(Tcp, ListensOnIPv6Loopback) {
   });
   ASSERT_TRUE(runUntil(r, [&] { return client.done(); }));
   EXPECT_EQ(got, "six");
+}
+
+// ---- hardening: lifetimes, exceptions at the edges, closing from inside callbacks ----
+
+// A factory whose protocols use it until their connectionLost; it says when it is destroyed.
+class RoomFactory : public ServerFactory {
+ public:
+  class Member : public Protocol {
+   public:
+    explicit Member(std::shared_ptr<bool> alive) : alive_(std::move(alive)) {}
+    void dataReceived(std::string_view d) override { room().messages += d.size(); }
+    void connectionLost(const Failure&) override {
+      factoryAliveAtLost = *alive_;
+      if (*alive_) room().lost++;
+    }
+    RoomFactory& room() { return *static_cast<RoomFactory*>(factory()); }
+    static inline bool factoryAliveAtLost = false;
+
+   private:
+    std::shared_ptr<bool> alive_;
+  };
+  ~RoomFactory() override { *alive = false; }
+  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+    ++built;
+    return std::make_unique<Member>(alive);
+  }
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  size_t messages = 0;
+  int built = 0;
+  int lost = 0;
+};
+
+TEST(Tcp, ConnectionsKeepTheirFactoryAliveAfterStopListening) {
+  Reactor r(quietOptions());
+  auto factory = std::make_shared<RoomFactory>();
+  std::shared_ptr<bool> alive = factory->alive;
+  RoomFactory* raw = factory.get();
+  auto port = r.listenTCP(0, std::move(factory), 50, "127.0.0.1");  // the port is its only owner
+  int fd = connectTo(portOf(port));
+  ASSERT_TRUE(runUntil(r, [&] { return raw->built == 1; }));
+  port->stopListening();
+  port.reset();
+  r.iterate();  // the reactor frees the stopped port
+  EXPECT_TRUE(*alive) << "the connection still needs its factory";
+  sendAll(fd, "still here");
+  ::close(fd);
+  RoomFactory::Member::factoryAliveAtLost = false;
+  ASSERT_TRUE(runUntil(r, [&] { return !*alive; }));  // freed with its last connection
+  EXPECT_TRUE(RoomFactory::Member::factoryAliveAtLost);
+}
+
+class ThrowingFactory : public ServerFactory {
+ public:
+  bool throwOnStart = false, throwOnStop = false;
+  int starts = 0, stops = 0;
+  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+    return std::make_unique<Echo>();
+  }
+  void startFactory() override {
+    ++starts;
+    if (throwOnStart) throw std::runtime_error("startFactory failed");
+  }
+  void stopFactory() override {
+    ++stops;
+    if (throwOnStop) throw std::runtime_error("stopFactory failed");
+  }
+};
+
+TEST(Tcp, StartFactoryThrowingInsideListenTCPLeavesNothingListening) {
+  Reactor r(quietOptions());
+  auto probe = r.listenTCP(0, Factory::forProtocol<Echo>(), 50, "127.0.0.1");
+  uint16_t p = portOf(probe);
+  probe->stopListening();
+  size_t before = r.selectableCount();
+  auto f = std::make_shared<ThrowingFactory>();
+  f->throwOnStart = true;
+  EXPECT_THROW(r.listenTCP(p, f, 50, "127.0.0.1"), std::runtime_error);
+  EXPECT_EQ(r.selectableCount(), before);
+  EXPECT_EQ(f->numPorts(), 0);
+  EXPECT_THROW(connectTo(p), std::runtime_error);  // refused: nothing listens
+  f->throwOnStart = false;
+  auto again = r.listenTCP(p, f, 50, "127.0.0.1");
+  EXPECT_EQ(f->starts, 2);
+  EXPECT_EQ(f->numPorts(), 1);
+}
+
+TEST(Tcp, StopFactoryThrowingIsLoggedAndTheShutdownGoesOn) {
+  LogCaptureScope logs;
+  Reactor r(quietOptions());
+  auto f = std::make_shared<ThrowingFactory>();
+  f->throwOnStop = true;
+  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  EXPECT_NO_THROW(port->stopListening());
+  EXPECT_EQ(f->stops, 1);
+  EXPECT_FALSE(port->listening());
+  // Again through the reactor's shutdown, which used to unwind out of the loop and abort.
+  auto second = r.listenTCP(0, f, 50, "127.0.0.1");
+  bool after = false;
+  r.addSystemEventTrigger("after", "shutdown", [&] { after = true; });
+  r.callWhenRunning([&] { r.stop(); });
+  r.run();
+  EXPECT_TRUE(after);
+  EXPECT_EQ(f->stops, 2);
+  EXPECT_EQ(logs->count("stopFactory failed"), 2);
+}
+
+TEST(Tcp, AnExceptionAfterAbortOrLoseConnectionIsTheReasonConnectionLostGets) {
+  LogCaptureScope logs;
+  Reactor r(quietOptions());
+  auto f = std::make_shared<ScriptedFactory>();
+  f->hooks.data = [](Protocol& p, std::string_view d) {
+    if (d == "abort") p.transport()->abortConnection();
+    if (d == "lose") p.transport()->loseConnection();
+    throw std::runtime_error("thrown after " + std::string(d));
+  };
+  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  for (std::string how : {"abort", "lose"}) {
+    int fd = connectTo(portOf(port));
+    sendAll(fd, how);
+    size_t n = f->conns.size();
+    ASSERT_TRUE(runUntil(r, [&] { return f->conns.size() == n + 1 && f->conns[n]->lost == 1; }));
+    ::close(fd);
+    const Failure& reason = f->conns[n]->reason;
+    ASSERT_TRUE(reason.check<std::runtime_error>()) << how << ": " << reason.toString();
+    EXPECT_EQ(reason.getErrorMessage(), "thrown after " + how);
+  }
+  f->expectEachLostOnce();
+}
+
+TEST(Tcp, StopListeningFromInsideConnectionMadeFreesThePortAtOnce) {
+  Reactor r(quietOptions());
+  auto f = std::make_shared<ScriptedFactory>();
+  std::shared_ptr<IListeningPort> port, rebound;
+  std::string error;
+  f->hooks.made = [&](Protocol&) {
+    if (rebound) return;
+    uint16_t p = portOf(port);
+    port->stopListening();
+    try {
+      // Inside the port's own accept callback: the port must be free already.
+      rebound = r.listenTCP(p, Factory::forProtocol<Echo>(), 50, "127.0.0.1");
+    } catch (const CannotListenError& e) {
+      error = e.what();
+    }
+  };
+  port = r.listenTCP(0, f, 50, "127.0.0.1");
+  int fd = connectTo(portOf(port));
+  ASSERT_TRUE(runUntil(r, [&] { return f->conns.size() == 1; }));
+  ::close(fd);
+  EXPECT_EQ(error, "");
+  ASSERT_TRUE(rebound);
+  EXPECT_TRUE(rebound->listening());
+  std::string got;
+  ClientThread client([&] {
+    int c = connectTo(portOf(rebound));
+    sendAll(c, "echo");
+    got = recvAtMost(c, 4);
+    ::close(c);
+  });
+  ASSERT_TRUE(runUntil(r, [&] { return client.done(); }));
+  EXPECT_EQ(got, "echo");
+}
+
+TEST(Tcp, AnInterfaceWithANulByteIsRefused) {
+  Reactor r(quietOptions());
+  using namespace std::string_view_literals;
+  try {
+    r.listenTCP(0, Factory::forProtocol<Echo>(), 50, "127.0.0.1\0.example.com"sv);
+    FAIL() << "listened on a truncated interface";
+  } catch (const CannotListenError& e) {
+    EXPECT_NE(std::string(e.what()).find("NUL"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(r.selectableCount(), 0u);
+}
+
+int somaxconn() {
+  int n = 0;
+  if (std::FILE* f = std::fopen("/proc/sys/net/core/somaxconn", "r")) {
+    if (std::fscanf(f, "%d", &n) != 1) n = 0;
+    std::fclose(f);
+  }
+  return n;
+}
+
+TEST(Tcp, TheDefaultBacklogIsTheSystemMaximum) {
+  constexpr int kClients = 300;
+  if (somaxconn() < kClients) GTEST_SKIP() << "somaxconn is " << somaxconn();
+  Reactor r(quietOptions());
+  auto port = r.listenTCP(0, Factory::forProtocol<Echo>(), kDefaultBacklog, "127.0.0.1");
+  // Nobody accepts (the reactor does not run): every handshake must still complete in the
+  // kernel's accept queue. With a backlog of 50 the 52nd SYN is dropped and retried a second
+  // later, again and again.
+  std::vector<int> fds;
+  for (int i = 0; i < kClients; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(portOf(port));
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    fds.push_back(fd);
+  }
+  int connected = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  for (int fd : fds) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, std::max<int>(0, static_cast<int>(left.count()))) == 1) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      connected += err == 0;
+    }
+  }
+  for (int fd : fds) ::close(fd);
+  EXPECT_EQ(connected, kClients);
 }
 
 }  // namespace

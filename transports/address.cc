@@ -32,6 +32,28 @@ std::string Address::toString() const {
          "', host='" + host_ + "', port=" + std::to_string(port_) + ")";
 }
 
+bool parseIPAddress(std::string_view host, uint16_t port, sockaddr_storage* out, socklen_t* len) {
+  // inet_pton reads a C string: a NUL inside the view would cut it short ("127.0.0.1\0junk").
+  if (host.find('\0') != std::string_view::npos || host.size() >= INET6_ADDRSTRLEN) return false;
+  std::string h(host);
+  *out = sockaddr_storage{};
+  auto* in = reinterpret_cast<sockaddr_in*>(out);
+  if (inet_pton(AF_INET, h.c_str(), &in->sin_addr) == 1) {
+    in->sin_family = AF_INET;
+    in->sin_port = htons(port);
+    *len = sizeof(sockaddr_in);
+    return true;
+  }
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(out);
+  if (inet_pton(AF_INET6, h.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    *len = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
 std::ostream& operator<<(std::ostream& os, const Address& a) { return os << a.toString(); }
 
 }  // namespace twist

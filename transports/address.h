@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <ostream>
 #include <string>
+#include <string_view>
 
 namespace twist {
 
@@ -43,5 +44,9 @@ class Address {
 };
 
 std::ostream& operator<<(std::ostream& os, const Address& a);
+
+// Parses a numeric IPv4 or IPv6 address ("127.0.0.1", "::1") into a socket address with `port`.
+// False for anything else (a name, garbage, a string with a NUL byte in it).
+bool parseIPAddress(std::string_view host, uint16_t port, sockaddr_storage* out, socklen_t* len);
 
 }  // namespace twist

@@ -12,8 +12,10 @@
 #include <cassert>
 #include <cerrno>
 #include <stdexcept>
+#include <utility>
 
 #include "reactor/errors.h"
+#include "reactor/guard.h"
 #include "reactor/log.h"
 #include "reactor/reactor.h"
 
@@ -26,14 +28,16 @@ constexpr int kMaxIov = 64;
 
 }  // namespace
 
-Connection::Connection(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol, Address host,
-                       Address peer, const char* logSystem)
+Connection::Connection(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol,
+                       std::shared_ptr<Factory> factory, Address host, Address peer,
+                       const char* logSystem)
     : reactor_(reactor),
       protocol_(std::move(protocol)),
       fd_(fd),
       host_(std::move(host)),
       peer_(std::move(peer)),
-      logSystem_(logSystem) {
+      logSystem_(logSystem),
+      factory_(std::move(factory)) {
   event_base* base = reactor_.eventBase();
   readEvent_ = event_new(base, fd_, EV_READ | EV_PERSIST, &Connection::onReadable, this);
   writeEvent_ = event_new(base, fd_, EV_WRITE | EV_PERSIST, &Connection::onWritable, this);
@@ -42,6 +46,8 @@ Connection::Connection(Reactor& reactor, int fd, std::unique_ptr<Protocol> proto
 }
 
 Connection::~Connection() {
+  protocol_.reset();  // before factory_: a protocol may use its factory until it is gone
+  if (producer_ != nullptr) linkProducer(*producer_, nullptr);
   event_free(readEvent_);
   event_free(writeEvent_);
   event_free(closeEvent_);
@@ -50,7 +56,8 @@ Connection::~Connection() {
 }
 
 void Connection::start() {
-  startReading();
+  halfCloseable_ = protocol_->halfCloseable();
+  updateReading();
   try {
     protocol_->makeConnection(this);
   } catch (...) {
@@ -66,14 +73,38 @@ void Connection::failFromCallback(const char* where) {
   Failure f = Failure::current();
   logError(std::string("Unhandled exception in ") + where + ": " + f.toString() +
            "; aborting the connection");
-  if (state_ == State::Closing || state_ == State::Closed) return;
+  if (state_ == State::Closed) return;  // connectionLost already ran (or is running)
+  if (state_ == State::Closing) {
+    // Closing already (abortConnection or loseConnection came first): connectionLost still
+    // gets the exception, as documented, not the reason of the earlier call.
+    pendingReason_ = std::move(f);
+    return;
+  }
   evbuffer_drain(output_, evbuffer_get_length(output_));
   closeLater(std::move(f));
 }
 
+// libevent calls these from C: nothing may escape (see reactor/guard.h). An exception that gets
+// this far (the protocol's own ones are caught closer to the call) aborts the connection.
+template <class F>
+void Connection::guarded(const char* what, F&& fn) noexcept {
+  try {
+    fn();
+  } catch (...) {
+    detail::logUnhandledException(logSystem_, what);
+    try {
+      abortConnection();
+    } catch (...) {
+    }
+  }
+}
+
 // ---- reading ----
 
-void Connection::onReadable(int, short, void* arg) { static_cast<Connection*>(arg)->handleRead(); }
+void Connection::onReadable(int, short, void* arg) {
+  auto* self = static_cast<Connection*>(arg);
+  self->guarded("reading", [self] { self->handleRead(); });
+}
 
 void Connection::handleRead() {
   if (!reading_) return;
@@ -91,46 +122,74 @@ void Connection::handleRead() {
     return;
   }
   if (n < 0 && wouldBlock(errno)) return;
-  stopReading();
   if (n < 0) {
     int err = errno;
     closeNow(Failure::of(ConnectionLost(err)));
     return;
   }
-  // The peer closed its side. Send what is still buffered, then close cleanly.
-  if (state_ == State::Connected && evbuffer_get_length(output_) > 0 && !writeShutdown_) {
-    state_ = State::Disconnecting;
-    pendingReason_ = Failure::of(ConnectionDone());
+  readEnded();
+}
+
+void Connection::readEnded() {
+  readEnded_ = true;
+  updateReading();
+  if (state_ != State::Connected) return;
+  if (halfCloseable_ != nullptr) {
+    // The protocol keeps the connection open to write; it ends once our side is shut too.
+    try {
+      halfCloseable_->readConnectionLost();
+    } catch (...) {
+      failFromCallback("readConnectionLost");
+      return;
+    }
+    if (state_ == State::Connected && writeShutDone_) closeNow(Failure::of(ConnectionDone()));
     return;
   }
-  if (state_ == State::Connected || state_ == State::Disconnecting) {
-    closeNow(Failure::of(ConnectionDone()));
+  // The peer closed its side. Send what is still buffered (also after loseWriteConnection:
+  // nothing written may be lost), then close cleanly.
+  if (evbuffer_get_length(output_) > 0) {
+    state_ = State::Disconnecting;
+    pendingReason_ = Failure::of(ConnectionDone());
+    updateWriteEvent();
+    return;
   }
+  closeNow(Failure::of(ConnectionDone()));
 }
 
-void Connection::startReading() {
-  if (reading_ || paused_) return;
-  reading_ = true;
-  event_add(readEvent_, nullptr);
-}
-
-void Connection::stopReading() {
-  if (!reading_) return;
-  reading_ = false;
-  event_del(readEvent_);
+void Connection::updateReading() {
+  bool want = state_ == State::Connected && !paused_ && !outputFull_ && !readEnded_;
+  if (want == reading_) return;
+  reading_ = want;
+  if (want) {
+    event_add(readEvent_, nullptr);
+  } else {
+    event_del(readEvent_);
+  }
 }
 
 void Connection::pauseProducing() {
   paused_ = true;
-  stopReading();
+  updateReading();
 }
 
 void Connection::resumeProducing() {
   paused_ = false;
-  if (state_ == State::Connected) startReading();
+  updateReading();
 }
 
 // ---- writing ----
+
+bool Connection::overCap(size_t more) {
+  if (limits_.hardCap == WriteBufferLimits::kNoLimit) return false;
+  size_t buffered = evbuffer_get_length(output_);
+  if (buffered <= limits_.hardCap && more <= limits_.hardCap - buffered) return false;
+  WriteBufferFullError error(buffered + more, limits_.hardCap);
+  log::warn(logSystem_, std::string(error.what()) + " (peer " + peer_.hostPort() +
+                            "; raise the cap with setWriteBufferLimits, or register a producer)");
+  evbuffer_drain(output_, buffered);
+  closeLater(Failure::of(std::move(error)));
+  return true;
+}
 
 void Connection::write(std::string_view data) {
   if (state_ != State::Connected || writeShutdown_ || data.empty()) return;
@@ -148,6 +207,7 @@ void Connection::write(std::string_view data) {
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
+  if (overCap(data.size())) return;
   evbuffer_add(output_, data.data(), data.size());
   afterBuffering();
 }
@@ -182,11 +242,14 @@ void Connection::writeSequence(std::span<const std::string_view> data) {
     while (first < data.size() && sent >= data[first].size()) sent -= data[first++].size();
     skip = sent;
   }
+  size_t rest = 0;
+  for (size_t i = first; i < data.size(); ++i) rest += data[i].size() - (i == first ? skip : 0);
+  if (rest == 0 || overCap(rest)) return;
   for (size_t i = first; i < data.size(); ++i) {
     std::string_view piece = data[i].substr(i == first ? skip : 0);
     if (!piece.empty()) evbuffer_add(output_, piece.data(), piece.size());
   }
-  if (evbuffer_get_length(output_) > 0) afterBuffering();
+  afterBuffering();
 }
 
 Connection::Flush Connection::flush() {
@@ -211,35 +274,52 @@ Connection::Flush Connection::flush() {
   return Flush::Done;
 }
 
-void Connection::onWritable(int, short, void* arg) { static_cast<Connection*>(arg)->handleWrite(); }
+void Connection::onWritable(int, short, void* arg) {
+  auto* self = static_cast<Connection*>(arg);
+  self->guarded("writing", [self] { self->handleWrite(); });
+}
 
 void Connection::handleWrite() {
   if (state_ == State::Closing || state_ == State::Closed) return;
-  Flush r = flush();
-  if (r == Flush::Failed) {
+  if (flush() == Flush::Failed) {
     int err = errno;
-    stopReading();
     closeNow(Failure::of(ConnectionLost(err)));
     return;
   }
-  if (r == Flush::Pending) return;
-  stopWriting();
+  if (evbuffer_get_length(output_) == 0) stopWriting();  // before any callback writes again
+  if (state_ == State::Connected) afterDraining(evbuffer_get_length(output_));
+  if (evbuffer_get_length(output_) > 0) return;  // more to send: the write event stays armed
   if (state_ == State::Disconnecting) {
     closeNow(pendingReason_);
     return;
   }
-  if (writeShutdown_) {
-    ::shutdown(fd_, SHUT_WR);
-  } else if (producer_ != nullptr) {
-    askProducer();
+  if (state_ != State::Connected) return;
+  if (writeShutdown_ && !writeShutDone_) {
+    shutdownWrite();
+    return;
   }
+  if (producer_ != nullptr && !streamingProducer_) askProducer();
   updateWriteEvent();
 }
 
+void Connection::shutdownWrite() {
+  writeShutDone_ = true;
+  ::shutdown(fd_, SHUT_WR);
+  updateWriteEvent();
+  if (halfCloseable_ != nullptr) {
+    try {
+      halfCloseable_->writeConnectionLost();
+    } catch (...) {
+      failFromCallback("writeConnectionLost");
+      return;
+    }
+  }
+  // Both halves are closed now: the connection is over.
+  if (state_ == State::Connected && readEnded_) closeNow(Failure::of(ConnectionDone()));
+}
+
 void Connection::askProducer() {
-  // The output buffer is empty: a pull producer writes more; a paused push producer resumes.
-  if (streamingProducer_ && !producerPaused_) return;
-  producerPaused_ = false;
+  // A pull producer writes more each time the output buffer is empty.
   try {
     producer_->resumeProducing();
   } catch (...) {
@@ -249,14 +329,52 @@ void Connection::askProducer() {
 
 void Connection::afterBuffering() {
   startWriting();
-  if (producer_ != nullptr && streamingProducer_ && !producerPaused_ &&
-      evbuffer_get_length(output_) > kHighWater) {
-    producerPaused_ = true;
-    try {
-      producer_->pauseProducing();
-    } catch (...) {
-      failFromCallback("pauseProducing");
+  size_t buffered = evbuffer_get_length(output_);
+  if (buffered <= limits_.highWater) return;
+  if (producer_ != nullptr) {
+    if (streamingProducer_ && !producerPaused_) {
+      producerPaused_ = true;
+      try {
+        producer_->pauseProducing();
+      } catch (...) {
+        failFromCallback("pauseProducing");
+      }
     }
+  } else if (!outputFull_) {
+    // Nobody to pause but the peer that keeps asking: stop reading its requests until it reads
+    // what it was sent.
+    outputFull_ = true;
+    updateReading();
+  }
+}
+
+void Connection::afterDraining(size_t buffered) {
+  if (buffered > limits_.lowWater) return;
+  if (outputFull_) {
+    outputFull_ = false;
+    updateReading();
+  }
+  if (producer_ != nullptr && streamingProducer_ && producerPaused_) {
+    producerPaused_ = false;
+    try {
+      producer_->resumeProducing();
+    } catch (...) {
+      failFromCallback("resumeProducing");
+    }
+  }
+}
+
+void Connection::setWriteBufferLimits(const WriteBufferLimits& limits) {
+  if (limits.lowWater > limits.highWater) {
+    throw std::invalid_argument("setWriteBufferLimits: lowWater is above highWater");
+  }
+  limits_ = limits;
+  if (state_ != State::Connected) return;
+  size_t buffered = evbuffer_get_length(output_);
+  if (buffered > limits_.highWater) {
+    afterBuffering();
+  } else {
+    afterDraining(buffered);
   }
 }
 
@@ -273,8 +391,10 @@ void Connection::stopWriting() {
 }
 
 void Connection::updateWriteEvent() {
-  bool want = writing_ || (producer_ != nullptr && !streamingProducer_ &&
-                           state_ == State::Connected && !writeShutdown_);
+  bool connected = state_ == State::Connected;
+  bool want = writing_ ||
+              (connected && producer_ != nullptr && !streamingProducer_ && !writeShutdown_) ||
+              (connected && writeShutdown_ && !writeShutDone_);
   if (want == writeArmed_) return;
   writeArmed_ = want;
   if (want) {
@@ -285,12 +405,14 @@ void Connection::updateWriteEvent() {
 }
 
 void Connection::registerProducer(IProducer* producer, bool streaming) {
+  if (producer == nullptr) throw std::invalid_argument("registerProducer: null producer");
   if (producer_ != nullptr)
     throw std::logic_error("registerProducer: a producer is already registered");
   if (state_ != State::Connected) {
     producer->stopProducing();
     return;
   }
+  linkProducer(*producer, this);
   producer_ = producer;
   streamingProducer_ = streaming;
   producerPaused_ = false;
@@ -298,6 +420,7 @@ void Connection::registerProducer(IProducer* producer, bool streaming) {
 }
 
 void Connection::unregisterProducer() {
+  if (producer_ != nullptr) linkProducer(*producer_, nullptr);
   producer_ = nullptr;
   producerPaused_ = false;
   updateWriteEvent();
@@ -309,21 +432,23 @@ size_t Connection::bufferedSize() const { return evbuffer_get_length(output_); }
 
 void Connection::loseConnection() {
   if (state_ != State::Connected) return;
-  stopReading();
   if (evbuffer_get_length(output_) == 0) {
     closeLater(Failure::of(ConnectionDone()));
     return;
   }
   state_ = State::Disconnecting;
   pendingReason_ = Failure::of(ConnectionDone());
+  updateReading();
   startWriting();
+  updateWriteEvent();
 }
 
 void Connection::loseWriteConnection() {
   if (state_ != State::Connected || writeShutdown_) return;
   writeShutdown_ = true;
-  if (evbuffer_get_length(output_) == 0) ::shutdown(fd_, SHUT_WR);
-  updateWriteEvent();  // no more asking a pull producer
+  // The shutdown happens from the loop once the output has gone (handleWrite), never inside
+  // this call; no more asking a pull producer.
+  updateWriteEvent();
 }
 
 void Connection::abortConnection() {
@@ -333,9 +458,9 @@ void Connection::abortConnection() {
 }
 
 void Connection::closeLater(Failure reason) {
-  stopReading();
   state_ = State::Closing;  // first: no producer keeps the write event armed now
   writing_ = false;
+  updateReading();
   updateWriteEvent();
   pendingReason_ = std::move(reason);
   event_active(closeEvent_, 0, 0);
@@ -343,7 +468,7 @@ void Connection::closeLater(Failure reason) {
 
 void Connection::onCloseEvent(int, short, void* arg) {
   auto* self = static_cast<Connection*>(arg);
-  self->closeNow(self->pendingReason_);
+  self->guarded("closing", [self] { self->closeNow(self->pendingReason_); });
 }
 
 void Connection::closeNow(const Failure& reason) {
@@ -357,8 +482,12 @@ void Connection::closeNow(const Failure& reason) {
   event_del(closeEvent_);
   ::close(fd_);
   fd_ = -1;
+  evbuffer_drain(output_, evbuffer_get_length(output_));
+  // As a producer for another connection, this one is done: its consumer forgets it.
+  detachFromConsumer();
   if (IProducer* producer = producer_) {
     producer_ = nullptr;
+    linkProducer(*producer, nullptr);
     try {
       producer->stopProducing();
     } catch (...) {
@@ -370,7 +499,11 @@ void Connection::closeNow(const Failure& reason) {
   } catch (...) {
     logError("Unhandled exception in connectionLost: " + Failure::current().toString());
   }
-  connectionEnded(why);
+  try {
+    connectionEnded(why);
+  } catch (...) {
+    logError("Unhandled exception after connectionLost: " + Failure::current().toString());
+  }
   reactor_.removeSelectable(this);  // last: may free this object once the callback returns
 }
 
@@ -405,6 +538,18 @@ bool Connection::getTcpNoDelay() const {
 }
 void Connection::setTcpKeepAlive(bool on) {
   if (fd_ >= 0) setIntOption(fd_, SOL_SOCKET, SO_KEEPALIVE, on);
+}
+void Connection::setTcpKeepAliveTimes(int idleSeconds, int intervalSeconds, int probes) {
+  if (idleSeconds < 0 || intervalSeconds < 0 || probes < 0) {
+    throw std::invalid_argument("setTcpKeepAliveTimes: negative value");
+  }
+  if (fd_ < 0) return;
+  setIntOption(fd_, SOL_SOCKET, SO_KEEPALIVE, true);
+  for (auto [name, value] : {std::pair{TCP_KEEPIDLE, idleSeconds},
+                             std::pair{TCP_KEEPINTVL, intervalSeconds},
+                             std::pair{TCP_KEEPCNT, probes}}) {
+    if (value > 0) ::setsockopt(fd_, IPPROTO_TCP, name, &value, sizeof value);
+  }
 }
 bool Connection::getTcpKeepAlive() const {
   return fd_ >= 0 && getIntOption(fd_, SOL_SOCKET, SO_KEEPALIVE);

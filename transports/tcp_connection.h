@@ -20,9 +20,12 @@ class Reactor;
 
 class Connection : public ITransport, public Selectable {
  public:
-  // Takes ownership of the connected, non-blocking socket `fd` and of `protocol`.
-  Connection(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol, Address host,
-             Address peer, const char* logSystem);
+  // Takes ownership of the connected, non-blocking socket `fd` and of `protocol`. Keeps
+  // `factory` (the one that built the protocol) alive as long as the connection lives, so a
+  // protocol may use its factory until its connectionLost returns, whatever happened to the
+  // port or connector that made it.
+  Connection(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol,
+             std::shared_ptr<Factory> factory, Address host, Address peer, const char* logSystem);
   ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -42,12 +45,16 @@ class Connection : public ITransport, public Selectable {
   void resumeProducing() override;
   void registerProducer(IProducer* producer, bool streaming) override;
   void unregisterProducer() override;
+  IProducer* producer() const override { return producer_; }
   Address getPeer() const override { return peer_; }
   Address getHost() const override { return host_; }
   void setTcpNoDelay(bool enabled) override;
   bool getTcpNoDelay() const override;
   void setTcpKeepAlive(bool enabled) override;
   bool getTcpKeepAlive() const override;
+  void setTcpKeepAliveTimes(int idleSeconds, int intervalSeconds, int probes) override;
+  void setWriteBufferLimits(const WriteBufferLimits& limits) override;
+  WriteBufferLimits writeBufferLimits() const override { return limits_; }
   bool disconnecting() const override { return state_ != State::Connected; }
   size_t bufferedSize() const override;
 
@@ -60,7 +67,7 @@ class Connection : public ITransport, public Selectable {
 
  private:
   enum class State {
-    Connected,      // reading and writing
+    Connected,      // reading and writing (reading may have ended: a half-closeable protocol)
     Disconnecting,  // loseConnection (or the peer's EOF): flushing, then close cleanly
     Closing,        // connectionLost is scheduled on the loop
     Closed,         // connectionLost delivered
@@ -72,14 +79,23 @@ class Connection : public ITransport, public Selectable {
   static void onCloseEvent(int fd, short what, void* arg);
   void handleRead();
   void handleWrite();
+  void readEnded();
   Flush flush();
-  void startReading();
-  void stopReading();
+  // Reads while connected, not paused by the user or by a full output buffer, and the peer has
+  // not ended its side.
+  void updateReading();
   void startWriting();
   void stopWriting();
-  // Arms the write event while there is output or a pull producer to ask for more.
+  // Arms the write event while there is output, a pull producer to ask for more, or a pending
+  // shutdown of the write side.
   void updateWriteEvent();
+  // Applies the write buffer limits after output was queued; false when it aborted.
   void afterBuffering();
+  // The output buffer drained to `buffered` bytes.
+  void afterDraining(size_t buffered);
+  // Would queuing `more` bytes pass the hard cap? Then aborts and returns true.
+  bool overCap(size_t more);
+  void shutdownWrite();
   void askProducer();
   void failFromCallback(const char* where);
   // Delivers connectionLost on the next pass of the loop, never inside the current call.
@@ -87,6 +103,9 @@ class Connection : public ITransport, public Selectable {
   // Closes the socket, delivers connectionLost, hands this object back to the reactor.
   void closeNow(const Failure& reason);
   void logError(const std::string& message) const;
+  // Runs an event handler: an exception that escapes it is logged and aborts the connection.
+  template <class F>
+  void guarded(const char* what, F&& fn) noexcept;
 
   // Hot fields first: one cache line serves a read-echo-write pass, which matters with
   // thousands of connections whose objects are cold.
@@ -98,28 +117,35 @@ class Connection : public ITransport, public Selectable {
   // The write event is armed. While Connected this is exactly "output_ is not empty", so write()
   // tests it instead of touching the evbuffer.
   bool writing_ = false;
-  bool paused_ = false;
-  bool writeShutdown_ = false;  // loseWriteConnection asked for it
-  bool writeArmed_ = false;     // the write event is added
+  bool paused_ = false;          // pauseProducing() by the user (or a consumer)
+  bool outputFull_ = false;      // no producer and output above highWater: reading is paused
+  bool readEnded_ = false;       // the peer's EOF arrived
+  bool writeShutdown_ = false;   // loseWriteConnection asked for it
+  bool writeShutDone_ = false;   // ... and the write side is shut down
+  bool writeArmed_ = false;      // the write event is added
   bool streamingProducer_ = false;
   bool producerPaused_ = false;
   IProducer* producer_ = nullptr;
   evbuffer* output_ = nullptr;  // what the kernel has not taken yet
+  WriteBufferLimits limits_;
   event* readEvent_ = nullptr;
   event* writeEvent_ = nullptr;
   event* closeEvent_ = nullptr;
+  IHalfCloseableProtocol* halfCloseable_ = nullptr;
   Failure pendingReason_;
   Address host_;
   Address peer_;
   const char* logSystem_;
+  std::shared_ptr<Factory> factory_;
 };
 
 // A connection accepted by a Port.
 class Server : public Connection {
  public:
-  Server(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol, Address host, Address peer)
-      : Connection(reactor, fd, std::move(protocol), std::move(host), std::move(peer),
-                   "tcp.Server") {}
+  Server(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol,
+         std::shared_ptr<Factory> factory, Address host, Address peer)
+      : Connection(reactor, fd, std::move(protocol), std::move(factory), std::move(host),
+                   std::move(peer), "tcp.Server") {}
 };
 
 }  // namespace twist

@@ -11,32 +11,13 @@
 #include <cstring>
 
 #include "reactor/errors.h"
+#include "reactor/guard.h"
 #include "reactor/log.h"
 #include "reactor/reactor.h"
 #include "reactor/tcp_hooks.h"
 
 namespace twist {
 namespace {
-
-// Parses a numeric IPv4/IPv6 address; false for anything else (a name).
-bool parseNumeric(const std::string& host, uint16_t port, sockaddr_storage* ss, socklen_t* len) {
-  *ss = sockaddr_storage{};
-  auto* in = reinterpret_cast<sockaddr_in*>(ss);
-  if (inet_pton(AF_INET, host.c_str(), &in->sin_addr) == 1) {
-    in->sin_family = AF_INET;
-    in->sin_port = htons(port);
-    *len = sizeof(sockaddr_in);
-    return true;
-  }
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(ss);
-  if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(port);
-    *len = sizeof(sockaddr_in6);
-    return true;
-  }
-  return false;
-}
 
 Failure connectFailure(int err) {
   if (err == ECONNREFUSED) return Failure::of(ConnectionRefusedError());
@@ -82,6 +63,14 @@ std::shared_ptr<Connector> Connector::start(Reactor& reactor, std::string host, 
                                             std::shared_ptr<ClientFactory> factory, double timeout,
                                             BindAddress bindAddress) {
   if (!factory) throw std::invalid_argument("connectTCP needs a factory");
+  // The resolver and inet_pton read C strings: "localhost\0.example.com" would quietly become
+  // "localhost".
+  if (host.find('\0') != std::string::npos) {
+    throw std::invalid_argument("connectTCP: the host name has a NUL byte in it");
+  }
+  if (bindAddress && bindAddress->first.find('\0') != std::string::npos) {
+    throw std::invalid_argument("connectTCP: the bind address has a NUL byte in it");
+  }
   std::shared_ptr<Connector> c(new Connector(reactor, std::move(host), port, std::move(factory),
                                              timeout, std::move(bindAddress)));
   c->connect();
@@ -93,7 +82,7 @@ Connector::~Connector() { cleanUpAttempt(); }
 Address Connector::getDestination() const {
   sockaddr_storage ss;
   socklen_t len;
-  bool v6 = parseNumeric(host_, port_, &ss, &len) && ss.ss_family == AF_INET6;
+  bool v6 = parseIPAddress(host_, port_, &ss, &len) && ss.ss_family == AF_INET6;
   return Address(v6 ? Address::Family::IPv6 : Address::Family::IPv4, host_, port_);
 }
 
@@ -102,32 +91,44 @@ void Connector::connect() {
   if (state_ != State::Disconnected) {
     throw std::logic_error("Connector::connect: already connecting or connected");
   }
+  if (!factoryStarted_) {
+    factory_->doStart();  // may throw: nothing has started then
+    factoryStarted_ = true;
+  }
   state_ = State::Connecting;
   if (!registered_) {
     registered_ = true;
     reactor_.addSelectable(std::static_pointer_cast<Connector>(shared_from_this()));
   }
-  if (!factoryStarted_) {
-    factoryStarted_ = true;
-    factory_->doStart();
-  }
   callFactory("startedConnecting", [&] { factory_->startedConnecting(*this); });
   if (state_ != State::Connecting) return;  // stopConnecting() inside startedConnecting
+  std::weak_ptr<IConnector> weak = weak_from_this();
   if (timeout_ > 0) {
-    std::weak_ptr<IConnector> weak = weak_from_this();
     timeoutCall_ = reactor_.callLater(timeout_, [weak] {
       auto self = std::static_pointer_cast<Connector>(weak.lock());
       if (self && self->state_ == State::Connecting) self->failAttempt(Failure::of(TimeoutError()));
     });
   }
   lastError_ = Failure();
-  resolve();
+  // The attempt starts from the loop, so that whatever it reports (even a failure known at
+  // once: a bind address in use, a name in /etc/hosts that does not resolve) reaches the factory
+  // from the loop, never inside this call: a factory that retries from clientConnectionFailed
+  // must not recurse (Twisted does the same).
+  attemptCall_ = reactor_.callLater(0, [weak] {
+    auto self = std::static_pointer_cast<Connector>(weak.lock());
+    if (!self || self->state_ != State::Connecting) return;
+    try {
+      self->resolve();
+    } catch (...) {
+      self->failAttempt(Failure::current());
+    }
+  });
 }
 
 void Connector::resolve() {
   sockaddr_storage ss;
   socklen_t len;
-  if (parseNumeric(host_, port_, &ss, &len)) {
+  if (parseIPAddress(host_, port_, &ss, &len)) {
     addresses_.emplace_back(ss, len);
     tryNextAddress();
     return;
@@ -146,6 +147,11 @@ void Connector::resolve() {
 }
 
 void Connector::onResolved(int result, addrinfo* res, void* arg) {
+  detail::guardCallback("tcp.Connector", "a name lookup's callback",
+                        [&] { resolved(result, res, arg); });
+}
+
+void Connector::resolved(int result, addrinfo* res, void* arg) {  // static
   std::unique_ptr<Lookup> lookup(static_cast<Lookup*>(arg));
   Connector* self = lookup->owner;
   if (self == nullptr) {  // abandoned (cancelled): nothing to report
@@ -178,17 +184,10 @@ void Connector::tryNextAddress() {
       continue;
     }
     if (bindAddress_) {
-      sockaddr_storage local;
-      socklen_t localLen;
-      if (!parseNumeric(bindAddress_->first, bindAddress_->second, &local, &localLen) ||
-          local.ss_family != ss.ss_family ||
-          ::bind(fd_, reinterpret_cast<sockaddr*>(&local), localLen) != 0) {
-        int err = errno;
+      if (Failure why = bindLocal(ss.ss_family)) {
         ::close(fd_);
         fd_ = -1;
-        lastError_ = Failure::of(ConnectError(
-            "couldn't bind to " + bindAddress_->first + ":" + std::to_string(bindAddress_->second),
-            err));
+        lastError_ = std::move(why);
         continue;
       }
     }
@@ -209,32 +208,62 @@ void Connector::tryNextAddress() {
   failAttempt(lastError_ ? lastError_ : Failure::of(DNSLookupError(host_, "no usable address")));
 }
 
+Failure Connector::bindLocal(int family) {
+  const auto& [host, port] = *bindAddress_;
+  std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                      std::to_string(port);
+  sockaddr_storage local;
+  socklen_t localLen;
+  if (!parseIPAddress(host, port, &local, &localLen)) {
+    return Failure::of(ConnectBindError(where, 0, "not an IPv4 or IPv6 address"));
+  }
+  if (local.ss_family != family) {
+    return Failure::of(ConnectBindError(
+        where, 0,
+        std::string("the destination is an ") + (family == AF_INET6 ? "IPv6" : "IPv4") +
+            " address and the bind address is not"));
+  }
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&local), localLen) != 0) {
+    int err = errno;
+    return Failure::of(ConnectBindError(where, err, std::strerror(err)));
+  }
+  return Failure();
+}
+
 void Connector::onConnectable(int fd, short, void* arg) {
   auto* self = static_cast<Connector*>(arg);
-  event_free(self->connectEvent_);
-  self->connectEvent_ = nullptr;
-  int err = 0;
-  socklen_t len = sizeof err;
-  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-  if (err == 0) {
-    self->connected();
-    return;
-  }
-  self->lastError_ = connectFailure(err);
-  ::close(self->fd_);
-  self->fd_ = -1;
-  self->tryNextAddress();
+  detail::guardCallback("tcp.Connector", "a connect's completion", [&] {
+    event_free(self->connectEvent_);
+    self->connectEvent_ = nullptr;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err == 0) {
+      self->connected();
+      return;
+    }
+    self->lastError_ = connectFailure(err);
+    ::close(self->fd_);
+    self->fd_ = -1;
+    self->tryNextAddress();
+  });
 }
 
 void Connector::connected() {
   int fd = fd_;
   fd_ = -1;
-  sockaddr_storage peerSs{}, hostSs{};
-  socklen_t peerLen = sizeof peerSs, hostLen = sizeof hostSs;
-  ::getpeername(fd, reinterpret_cast<sockaddr*>(&peerSs), &peerLen);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&hostSs), &hostLen);
-  Address peer = Address::fromSockaddr(reinterpret_cast<sockaddr*>(&peerSs), peerLen);
-  Address host = Address::fromSockaddr(reinterpret_cast<sockaddr*>(&hostSs), hostLen);
+  // The peer is the address we connected to. Asking the socket (getpeername) would fail once
+  // the peer has reset the connection, which a hostile server can do at any moment; the reset
+  // is then reported the usual way, as a lost connection, when the socket is read.
+  const auto& [target, targetLen] = addresses_[nextAddress_ - 1];
+  Address peer = Address::fromSockaddr(reinterpret_cast<const sockaddr*>(&target), targetLen);
+  Address host(peer.family(), peer.family() == Address::Family::IPv6 ? "::" : "0.0.0.0", 0);
+  sockaddr_storage hostSs{};
+  socklen_t hostLen = sizeof hostSs;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&hostSs), &hostLen) == 0 &&
+      hostSs.ss_family == target.ss_family) {
+    host = Address::fromSockaddr(reinterpret_cast<sockaddr*>(&hostSs), hostLen);
+  }
   std::unique_ptr<Protocol> protocol;
   try {
     protocol = factory_->buildProtocol(peer);
@@ -250,8 +279,15 @@ void Connector::connected() {
   }
   cleanUpAttempt();
   if (protocol->factory() == nullptr) protocol->setFactory(factory_.get());
+  std::shared_ptr<Client> client;
+  try {
+    client = std::make_shared<Client>(reactor_, fd, std::move(protocol), host, peer, *this);
+  } catch (...) {
+    ::close(fd);  // not owned by a connection yet
+    failAttempt(Failure::current());
+    return;
+  }
   state_ = State::Connected;
-  auto client = std::make_shared<Client>(reactor_, fd, std::move(protocol), host, peer, *this);
   client_ = client.get();
   reactor_.addSelectable(client);
   client->start();
@@ -259,6 +295,7 @@ void Connector::connected() {
 
 void Connector::cleanUpAttempt() {
   if (timeoutCall_.active()) timeoutCall_.cancel();
+  if (attemptCall_.active()) attemptCall_.cancel();
   if (lookup_ != nullptr) {
     lookup_->owner = nullptr;  // its callback (EVUTIL_EAI_CANCEL, later) only frees it
     lookup_ = nullptr;

@@ -44,7 +44,8 @@ class Connector : public Selectable, public IConnector {
 
   // Starts another attempt. Only while disconnected (std::logic_error otherwise).
   void connect() override;
-  // Abandons the attempt in progress: clientConnectionFailed(UserError) follows at once.
+  // Abandons the attempt in progress: clientConnectionFailed(UserError) follows at once (the
+  // one report that comes inside a call: the one you asked for).
   // std::logic_error when not connecting (Twisted's NotConnectingError).
   void stopConnecting() override;
   // Stops connecting, or closes the connection (loseConnection) if connected.
@@ -66,7 +67,10 @@ class Connector : public Selectable, public IConnector {
 
   void resolve();
   static void onResolved(int result, addrinfo* res, void* arg);
+  static void resolved(int result, addrinfo* res, void* arg);
   void tryNextAddress();
+  // Binds fd_ to bindAddress_; the failure (ConnectBindError), or an empty Failure.
+  Failure bindLocal(int family);
   static void onConnectable(int fd, short what, void* arg);
   void connected();
   void cleanUpAttempt();
@@ -95,6 +99,7 @@ class Connector : public Selectable, public IConnector {
   int fd_ = -1;
   event* connectEvent_ = nullptr;
   DelayedCall timeoutCall_;
+  DelayedCall attemptCall_;  // the attempt starts from the loop
   Failure lastError_;
   Connection* client_ = nullptr;  // owned by the reactor while connected
 };
@@ -104,8 +109,8 @@ class Client : public Connection {
  public:
   Client(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol, Address host, Address peer,
          Connector& connector)
-      : Connection(reactor, fd, std::move(protocol), std::move(host), std::move(peer),
-                   "tcp.Client"),
+      : Connection(reactor, fd, std::move(protocol), connector.factory_, std::move(host),
+                   std::move(peer), "tcp.Client"),
         connector_(std::static_pointer_cast<Connector>(connector.shared_from_this())) {}
 
  protected:

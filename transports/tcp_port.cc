@@ -8,9 +8,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <stdexcept>
 
 #include "reactor/errors.h"
+#include "reactor/guard.h"
 #include "reactor/log.h"
 #include "reactor/reactor.h"
 #include "reactor/tcp_hooks.h"
@@ -43,39 +46,50 @@ const bool kListenRegistered = [] {
 Port::Port(Reactor& reactor, std::shared_ptr<ServerFactory> factory)
     : reactor_(&reactor), factory_(std::move(factory)) {}
 
+static int systemMaxBacklog() {
+  // Read once: a listen() per port does not need a file read each time.
+  static const int value = [] {
+    int n = 0;
+    if (std::FILE* f = std::fopen("/proc/sys/net/core/somaxconn", "r")) {
+      if (std::fscanf(f, "%d", &n) != 1) n = 0;
+      std::fclose(f);
+    }
+    return n > 0 ? n : SOMAXCONN;
+  }();
+  return value;
+}
+
 std::shared_ptr<Port> Port::listen(Reactor& reactor, uint16_t port,
                                    std::shared_ptr<ServerFactory> factory, int backlog,
                                    std::string_view interface) {
-  std::string iface(interface);
   if (!factory) throw std::invalid_argument("listenTCP needs a factory");
+  std::string iface(interface);
   sockaddr_storage ss{};
   socklen_t len;
+  if (iface.find('\0') != std::string::npos) {
+    std::string shown;
+    for (char c : iface) shown += c == '\0' ? std::string("\\0") : std::string(1, c);
+    throw CannotListenError(shown, port, 0, "the interface has a NUL byte in it");
+  }
   if (iface.empty()) {
     auto* in = reinterpret_cast<sockaddr_in*>(&ss);
     in->sin_family = AF_INET;
     in->sin_addr.s_addr = htonl(INADDR_ANY);
     in->sin_port = htons(port);
     len = sizeof(sockaddr_in);
-  } else if (auto* in = reinterpret_cast<sockaddr_in*>(&ss);
-             inet_pton(AF_INET, iface.c_str(), &in->sin_addr) == 1) {
-    in->sin_family = AF_INET;
-    in->sin_port = htons(port);
-    len = sizeof(sockaddr_in);
-  } else if (auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
-             inet_pton(AF_INET6, iface.c_str(), &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(port);
-    len = sizeof(sockaddr_in6);
-  } else {
+  } else if (!parseIPAddress(iface, port, &ss, &len)) {
     throw CannotListenError(iface, port, 0, "'" + iface + "' is not an IPv4 or IPv6 address");
   }
 
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw CannotListenError(iface, port, errno, std::strerror(errno));
+  if (fd < 0) {
+    int err = errno;
+    throw CannotListenError(iface, port, err, std::strerror(err));
+  }
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
-      ::listen(fd, backlog > 0 ? backlog : 1) != 0) {
+      ::listen(fd, backlog > 0 ? backlog : systemMaxBacklog()) != 0) {
     int err = errno;
     ::close(fd);
     throw CannotListenError(iface, port, err, std::strerror(err));
@@ -86,31 +100,47 @@ std::shared_ptr<Port> Port::listen(Reactor& reactor, uint16_t port,
 
   std::shared_ptr<Port> p(new Port(reactor, std::move(factory)));
   p->host_ = Address::fromSockaddr(reinterpret_cast<sockaddr*>(&bound), boundLen);
-  // backlog 0: the socket is already listening.
-  p->listener_ = evconnlistener_new(reactor.eventBase(), &Port::onAccept, p.get(),
-                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-  if (p->listener_ == nullptr) {
+  try {
+    p->factory_->doStart();  // may throw: then nothing listens
+  } catch (...) {
     ::close(fd);
-    throw CannotListenError(iface, port, 0, "evconnlistener_new failed");
+    throw;
+  }
+  // The port owns the descriptor (no LEV_OPT_CLOSE_ON_FREE): libevent defers freeing a listener
+  // whose accept callback is running, and stopListening must free the port at once even from
+  // inside that callback (a protocol's connectionMade).
+  p->fd_ = fd;
+  p->listener_ = evconnlistener_new(reactor.eventBase(), &Port::onAccept, p.get(),
+                                    LEV_OPT_CLOSE_ON_EXEC, 0, fd);  // 0: already listening
+  if (p->listener_ == nullptr) {
+    p->factory_->doStop();
+    throw CannotListenError(iface, port, 0, "evconnlistener_new failed");  // ~Port closes fd
   }
   evconnlistener_set_error_cb(p->listener_, &Port::onAcceptError);
   p->spareFd_ = openSpare();
   reactor.addSelectable(p);
-  p->factory_->doStart();
   return p;
 }
 
-Port::~Port() {
-  if (listener_ != nullptr) evconnlistener_free(listener_);
+void Port::closeSocket() {
+  if (listener_ != nullptr) {
+    // Disabled first, so that libevent takes the descriptor out of epoll while it is still
+    // open; the listener itself may live on until its running callback returns.
+    evconnlistener_disable(listener_);
+    evconnlistener_free(listener_);
+    listener_ = nullptr;
+  }
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
   if (spareFd_ >= 0) ::close(spareFd_);
+  spareFd_ = -1;
 }
+
+Port::~Port() { closeSocket(); }
 
 Deferred<void> Port::stopListening() {
   if (listener_ == nullptr) return succeed();
-  evconnlistener_free(listener_);
-  listener_ = nullptr;
-  if (spareFd_ >= 0) ::close(spareFd_);
-  spareFd_ = -1;
+  closeSocket();
   if (retry_.active()) retry_.cancel();
   factory_->doStop();
   Reactor* r = reactor_;
@@ -120,7 +150,8 @@ Deferred<void> Port::stopListening() {
 }
 
 void Port::onAccept(evconnlistener*, int fd, struct sockaddr* sa, int len, void* arg) {
-  static_cast<Port*>(arg)->accept(fd, sa, len);
+  detail::guardCallback("tcp.Port", "accepting a connection",
+                        [&] { static_cast<Port*>(arg)->accept(fd, sa, len); });
 }
 
 void Port::accept(int fd, const struct sockaddr* sa, int len) {
@@ -145,17 +176,28 @@ void Port::accept(int fd, const struct sockaddr* sa, int len) {
     return;
   }
   if (protocol->factory() == nullptr) protocol->setFactory(factory_.get());
+  Address host = host_;  // the bound address, unless the socket says more (a wildcard port)
   sockaddr_storage local{};
   socklen_t localLen = sizeof local;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &localLen);
-  Address host = Address::fromSockaddr(reinterpret_cast<sockaddr*>(&local), localLen);
-  auto conn = std::make_shared<Server>(reactor, fd, std::move(protocol), host, peer);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &localLen) == 0 &&
+      (local.ss_family == AF_INET || local.ss_family == AF_INET6)) {
+    host = Address::fromSockaddr(reinterpret_cast<sockaddr*>(&local), localLen);
+  }
+  std::shared_ptr<Server> conn;
+  try {
+    conn = std::make_shared<Server>(reactor, fd, std::move(protocol), factory_, host, peer);
+  } catch (...) {
+    ::close(fd);  // not owned by a connection yet
+    throw;
+  }
   reactor.addSelectable(conn);
   conn->start();
 }
 
 void Port::onAcceptError(evconnlistener*, void* arg) {
-  static_cast<Port*>(arg)->acceptFailed(EVUTIL_SOCKET_ERROR());
+  int err = EVUTIL_SOCKET_ERROR();
+  detail::guardCallback("tcp.Port", "handling an accept error",
+                        [&] { static_cast<Port*>(arg)->acceptFailed(err); });
 }
 
 void Port::acceptFailed(int err) {

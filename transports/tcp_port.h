@@ -32,8 +32,9 @@ class Port : public Selectable, public IListeningPort, public std::enable_shared
 
   // The address actually bound (the real port when 0 was asked).
   Address getHost() const override { return host_; }
-  // Closes the listening socket now (the port can be bound again at once); connections already
-  // accepted go on. Calls the factory's stopFactory if this was its last port. Idempotent. The
+  // Closes the listening socket now, even from inside one of the port's own callbacks (the port
+  // can be bound again at once); connections already accepted go on, and keep the factory alive
+  // until they end. Calls the factory's stopFactory if this was its last port. Idempotent. The
   // Deferred fires once the port is closed (already, for TCP).
   Deferred<void> stopListening() override;
   bool listening() const override { return listener_ != nullptr; }
@@ -47,10 +48,12 @@ class Port : public Selectable, public IListeningPort, public std::enable_shared
   static void onAcceptError(evconnlistener* l, void* arg);
   void accept(int fd, const struct sockaddr* sa, int len);
   void acceptFailed(int err);
+  void closeSocket();
 
   Reactor* reactor_;
   std::shared_ptr<ServerFactory> factory_;
   evconnlistener* listener_ = nullptr;
+  int fd_ = -1;  // the listening socket; owned here, not by the listener
   Address host_;
   // Held open so that when descriptors run out, closing it lets us accept and close the waiting
   // peer instead of leaving the listener readable forever (a busy loop).

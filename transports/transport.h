@@ -3,6 +3,8 @@
 // StringTransport. All methods run on the reactor's thread.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -12,25 +14,86 @@
 
 namespace twist {
 
+class IConsumer;
+
 // Produces data for a consumer such as a transport (Twisted's IPushProducer / IPullProducer).
+// A producer registered with a consumer is unregistered from it automatically when the producer
+// is destroyed (and, for a transport used as a producer, when its connection ends), so a
+// consumer never holds a dangling producer.
 class IProducer {
  public:
-  virtual ~IProducer() = default;
+  IProducer() = default;
+  IProducer(const IProducer&) = delete;
+  IProducer& operator=(const IProducer&) = delete;
+  virtual ~IProducer();
   // Push producer: produce again. Pull producer: write some more now.
   virtual void resumeProducing() = 0;
   // Push producer: the consumer's buffer is full; stop until resumeProducing.
   virtual void pauseProducing() {}
   // The consumer is gone (the connection ended): stop for good.
   virtual void stopProducing() {}
+
+  // The consumer this producer is registered with, or nullptr.
+  IConsumer* consumer() const { return consumer_; }
+
+ protected:
+  // Unregisters from the consumer, if any.
+  void detachFromConsumer();
+
+ private:
+  friend class IConsumer;
+  IConsumer* consumer_ = nullptr;
 };
 
-class ITransport {
+// Takes data and a producer that feeds it (Twisted's IConsumer): a transport.
+class IConsumer {
  public:
-  virtual ~ITransport() = default;
-
-  // Queues `data` to be sent; takes a copy only of what the kernel does not accept at once.
-  // Ignored (no error) after loseConnection(), abortConnection(), or once the connection ended.
+  virtual ~IConsumer() = default;
   virtual void write(std::string_view data) = 0;
+  // One producer at a time (std::logic_error otherwise, or when the producer is registered with
+  // another consumer). streaming: a push producer, paused and resumed by the consumer; otherwise
+  // a pull producer, asked for more with resumeProducing each time the consumer can take it.
+  virtual void registerProducer(IProducer* producer, bool streaming) = 0;
+  // Forgets the producer (without calling it). Idempotent.
+  virtual void unregisterProducer() = 0;
+  // The registered producer, or nullptr.
+  virtual IProducer* producer() const = 0;
+
+ protected:
+  // For implementations: records that `producer` is registered with `consumer` (nullptr: with
+  // none), so that the producer can unregister itself when it goes away. Throws
+  // std::logic_error when it is already registered with another consumer.
+  static void linkProducer(IProducer& producer, IConsumer* consumer);
+};
+
+// How much a transport buffers for a peer that does not read (per connection; the defaults
+// keep a server's memory bounded whatever its clients do). Twisted has only the producer half of
+// this; the cap is Tornado's max_write_buffer_size, the marks muduo's and libevent's.
+struct WriteBufferLimits {
+  static constexpr size_t kNoLimit = SIZE_MAX;
+  // Above this many bytes waiting to be sent, a registered streaming producer is paused; with no
+  // producer, the transport stops reading its own input (no dataReceived) until the buffer has
+  // drained to lowWater, so a request/response protocol gets back-pressure for free.
+  // kNoLimit: never pause.
+  size_t highWater = 64 * 1024;
+  // At or below this, the paused producer is resumed and reading goes on.
+  size_t lowWater = 16 * 1024;
+  // A write that would leave more than this many bytes waiting aborts the connection instead:
+  // connectionLost(WriteBufferFullError), with a log line naming the peer. kNoLimit: no cap.
+  size_t hardCap = 4 * 1024 * 1024;
+};
+
+// What a protocol sees of its connection (Twisted's ITransport and ITCPTransport). A transport
+// is also a push producer of its input (pauseProducing stops dataReceived), so one connection
+// can be registered as the producer of another: `other->registerProducer(transport(), true)`
+// (Twisted's relay idiom). All methods run on the reactor's thread.
+class ITransport : public IProducer, public IConsumer {
+ public:
+  // Queues `data` to be sent; takes a copy only of what the kernel does not accept at once.
+  // Ignored (no error) after loseConnection(), abortConnection(), loseWriteConnection(), or
+  // once the connection ended. See WriteBufferLimits for what happens when the peer does not
+  // read.
+  void write(std::string_view data) override = 0;
   // Same as writing each piece in turn, in one system call where possible.
   virtual void writeSequence(std::span<const std::string_view> data) = 0;
 
@@ -40,12 +103,15 @@ class ITransport {
   // Closes now and drops unsent data: connectionLost(ConnectionAborted) follows from the loop,
   // never inside this call. Idempotent.
   virtual void abortConnection() = 0;
-  // Half-close: sends what is buffered, then shuts down the write side; reading goes on.
+  // Half-close: sends what is buffered, then shuts down the write side; reading goes on. An
+  // IHalfCloseableProtocol hears writeConnectionLost() once that is done (from the loop).
   virtual void loseWriteConnection() = 0;
 
   // Stop / resume delivering dataReceived (the transport as a push producer).
-  virtual void pauseProducing() = 0;
-  virtual void resumeProducing() = 0;
+  void pauseProducing() override = 0;
+  void resumeProducing() override = 0;
+  // As a producer: the consumer is gone. Closes this connection (loseConnection).
+  void stopProducing() override { loseConnection(); }
 
   virtual Address getPeer() const = 0;
   virtual Address getHost() const = 0;
@@ -55,15 +121,22 @@ class ITransport {
   virtual bool getTcpNoDelay() const = 0;
   virtual void setTcpKeepAlive(bool enabled) = 0;
   virtual bool getTcpKeepAlive() const = 0;
+  // Turns TCP keepalive on with these timings: the first probe after `idleSeconds` without
+  // traffic, then one every `intervalSeconds`; after `probes` unanswered ones the connection is
+  // lost (ConnectionLost, ETIMEDOUT). A 0 keeps the system's value (on Linux 7200 s, 75 s, 9).
+  // This is how a server finds peers that vanished without a FIN or a reset (a crashed host, a
+  // dropped NAT entry): without traffic nothing else would ever tell.
+  virtual void setTcpKeepAliveTimes(int idleSeconds, int intervalSeconds, int probes) = 0;
 
-  // Flow control (Twisted's IConsumer): one producer at a time (std::logic_error otherwise).
-  // A streaming (push) producer is paused when more than kHighWater bytes wait in the output
-  // buffer and resumed once it has drained; a pull producer's resumeProducing is called each time
-  // the socket can take more (it must write something each time, or unregister). The producer
-  // gets stopProducing when the connection ends. After loseConnection nobody is asked for more.
-  static constexpr size_t kHighWater = 64 * 1024;
-  virtual void registerProducer(IProducer* producer, bool streaming) = 0;
-  virtual void unregisterProducer() = 0;
+  // Flow control (IConsumer): a streaming (push) producer is paused when more than
+  // writeBufferLimits().highWater bytes wait in the output buffer and resumed once it has
+  // drained to lowWater; a pull producer's resumeProducing is called each time the output buffer
+  // is empty and the socket can take more (it must write something each time, or unregister).
+  // The producer gets stopProducing when the connection ends. After loseConnection nobody is
+  // asked for more.
+  static constexpr size_t kHighWater = WriteBufferLimits{}.highWater;
+  virtual void setWriteBufferLimits(const WriteBufferLimits& limits) = 0;
+  virtual WriteBufferLimits writeBufferLimits() const = 0;
 
   // True once loseConnection()/abortConnection() was called or the connection ended.
   virtual bool disconnecting() const = 0;

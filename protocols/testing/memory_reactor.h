@@ -96,7 +96,7 @@ class MemoryReactor : public Clock, public IReactorTCP {
   };
 
   std::shared_ptr<IListeningPort> listenTCP(uint16_t port, std::shared_ptr<ServerFactory> factory,
-                                            int backlog = 50,
+                                            int backlog = kDefaultBacklog,
                                             std::string_view interface = "") override {
     tcpServers.push_back({port, factory, backlog, std::string(interface)});
     std::string host = interface.empty() ? "0.0.0.0" : std::string(interface);

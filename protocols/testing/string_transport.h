@@ -10,6 +10,8 @@
 //   p.notifyConnectionLost(twist::Failure::of(twist::ConnectionDone()));
 #pragma once
 
+#include <array>
+#include <stdexcept>
 #include <string>
 
 #include "transports/transport.h"
@@ -21,6 +23,7 @@ class StringTransport : public ITransport {
   explicit StringTransport(Address peer = Address(Address::Family::IPv4, "192.0.2.2", 12345),
                            Address host = Address(Address::Family::IPv4, "10.0.0.1", 8000))
       : peer_(std::move(peer)), host_(std::move(host)) {}
+  ~StringTransport() override { unregisterProducer(); }
 
   // Everything written so far (writes after loseConnection/abortConnection are ignored, as on a
   // real connection).
@@ -54,13 +57,22 @@ class StringTransport : public ITransport {
     ++pauses_;
   }
   void resumeProducing() override { paused_ = false; }
+  // Records the producer (a test plays the consumer by calling its resumeProducing). As on a
+  // real transport, a producer that is destroyed unregisters itself.
   void registerProducer(IProducer* producer, bool streaming) override {
+    if (producer_ != nullptr) {
+      throw std::logic_error("registerProducer: a producer is already registered");
+    }
+    linkProducer(*producer, this);
     producer_ = producer;
     streaming_ = streaming;
   }
-  void unregisterProducer() override { producer_ = nullptr; }
+  void unregisterProducer() override {
+    if (producer_ != nullptr) linkProducer(*producer_, nullptr);
+    producer_ = nullptr;
+  }
   // The registered producer (call its resumeProducing to play the consumer), or nullptr.
-  IProducer* producer() const { return producer_; }
+  IProducer* producer() const override { return producer_; }
   bool streaming() const { return streaming_; }
 
   Address getPeer() const override { return peer_; }
@@ -69,6 +81,14 @@ class StringTransport : public ITransport {
   bool getTcpNoDelay() const override { return noDelay_; }
   void setTcpKeepAlive(bool on) override { keepAlive_ = on; }
   bool getTcpKeepAlive() const override { return keepAlive_; }
+  void setTcpKeepAliveTimes(int idle, int interval, int probes) override {
+    keepAlive_ = true;
+    keepAliveTimes_ = {idle, interval, probes};
+  }
+  // What setTcpKeepAliveTimes was given: {idle, interval, probes}.
+  std::array<int, 3> keepAliveTimes() const { return keepAliveTimes_; }
+  void setWriteBufferLimits(const WriteBufferLimits& limits) override { limits_ = limits; }
+  WriteBufferLimits writeBufferLimits() const override { return limits_; }
   bool disconnecting() const override { return disconnecting_; }
   size_t bufferedSize() const override { return 0; }
 
@@ -78,6 +98,8 @@ class StringTransport : public ITransport {
   bool lostCalled_ = false, abortCalled_ = false, writeShutdown_ = false;
   bool disconnecting_ = false, paused_ = false, noDelay_ = false, keepAlive_ = false;
   int pauses_ = 0;
+  std::array<int, 3> keepAliveTimes_{};
+  WriteBufferLimits limits_;
   IProducer* producer_ = nullptr;
   bool streaming_ = false;
 };

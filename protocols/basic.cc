@@ -1,5 +1,7 @@
 #include "protocols/basic.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -13,39 +15,33 @@ namespace twist {
 namespace {
 
 // Feeds `data` to a framer. Complete messages in a fresh chunk are parsed straight from the
-// caller's bytes (no copy); only what is left over is kept in `buffer`. Data that arrives while
-// the framer is inside its own callbacks (dataReceived called re-entrantly) is queued behind the
-// current input. `parse` returns how many bytes it consumed; the views it hands out point into
-// storage nothing else changes during the call.
+// caller's bytes (no copy); only what is left over is kept in `b.pending`. Data that arrives
+// while the framer is inside its own callbacks (dataReceived called re-entrantly) is queued in
+// `b.incoming`, behind the current input. `parse` returns how many bytes it consumed; the views
+// it hands out point into storage nothing else changes during the call.
 template <class Parse>
-void feed(std::string& buffer, bool& busy, std::string_view data, Parse&& parse) {
-  if (busy) {
-    buffer.append(data);
+void feed(detail::FrameBuffer& b, std::string_view data, Parse&& parse) {
+  if (b.busy) {
+    b.incoming.append(data);
     return;
   }
-  busy = true;
-  std::string work;
-  std::string_view input = data;
-  if (!buffer.empty()) {
-    buffer.append(data);
-    work = std::move(buffer);
-    buffer.clear();
-    input = work;
+  b.busy = true;
+  struct Idle {
+    bool& busy;
+    ~Idle() { busy = false; }  // also when a callback throws
+  } idle{b.busy};
+  if (b.pending.empty()) {
+    size_t used = parse(data);
+    b.pending.assign(data.substr(used));
+  } else {
+    b.pending.append(data);
+    b.pending.erase(0, parse(std::string_view(b.pending)));
   }
-  for (;;) {
-    size_t used = parse(input);
-    bool reentered = !buffer.empty();
-    std::string rest(input.substr(used));
-    rest += buffer;
-    buffer.clear();
-    if (!reentered || used == 0) {
-      buffer = std::move(rest);
-      break;
-    }
-    work = std::move(rest);
-    input = work;
+  while (!b.incoming.empty()) {
+    b.pending.append(b.incoming);
+    b.incoming.clear();
+    b.pending.erase(0, parse(std::string_view(b.pending)));
   }
-  busy = false;
 }
 
 }  // namespace
@@ -57,7 +53,7 @@ bool LineReceiver::stopped() const {
 }
 
 void LineReceiver::dataReceived(std::string_view data) {
-  feed(buffer_, busy_, data, [this](std::string_view in) { return parse(in); });
+  feed(buffer_, data, [this](std::string_view in) { return parse(in); });
 }
 
 // Finds the positions of one byte (a delimiter's last byte) in `input`, front to back. Short
@@ -129,10 +125,17 @@ class ByteScanner {
 size_t LineReceiver::parse(std::string_view input) {
   parsing_ = input;
   restFrom_ = input.size();
+  cleared_ = false;
   ByteScanner scan(input, delimiter_.back());
   const char* base = input.data();
-  const size_t d = delimiter_.size();
   size_t pos = 0;
+  // The partial line carried over from the last read was searched already (when `input` is the
+  // buffer that holds it): search only its last bytes again, where a delimiter may straddle.
+  size_t searchFrom = 0;
+  if (scanned_ > 0 && input.data() == buffer_.pending.data()) {
+    searchFrom = scanned_ >= delimiter_.size() ? scanned_ - (delimiter_.size() - 1) : 0;
+  }
+  scanned_ = 0;
   while (pos < input.size() && !stopped()) {
     if (!lineMode_) {
       std::string_view raw(base + pos, input.size() - pos);
@@ -141,13 +144,18 @@ size_t LineReceiver::parse(std::string_view input) {
       rawDataReceived(raw);
       continue;
     }
-    size_t end = findDelimiter(scan, input, pos, delimiter_);
+    // Read afresh for every line: a callback may have changed the delimiter.
+    const size_t d = delimiter_.size();
+    size_t end = findDelimiter(scan, input, std::max(pos, searchFrom), delimiter_);
+    searchFrom = 0;
     if (end == std::string_view::npos) {
       // A partial line that can no longer end within the limit is already too long.
-      if (input.size() - pos >= maxLength_ + d) {
-        std::string_view partial(base + pos, input.size() - pos);
+      size_t partial = input.size() - pos;
+      if (partial >= d && partial - d >= maxLength_) {
         pos = input.size();
-        lineLengthExceeded(partial);
+        lineLengthExceeded(std::string_view(base + input.size() - partial, partial));
+      } else {
+        scanned_ = partial;
       }
       break;
     }
@@ -162,10 +170,11 @@ size_t LineReceiver::parse(std::string_view input) {
     restFrom_ = pos;
     lineReceived(line);
     if (cleared_) {  // clearLineBuffer() took the rest
-      cleared_ = false;
       pos = input.size();
+      break;
     }
   }
+  cleared_ = false;
   parsing_ = {};
   return pos;
 }
@@ -174,6 +183,7 @@ void LineReceiver::setDelimiter(std::string delimiter) {
   if (delimiter.empty())
     throw std::invalid_argument("LineReceiver: the delimiter must not be empty");
   delimiter_ = std::move(delimiter);
+  scanned_ = 0;
 }
 
 void LineReceiver::sendLine(std::string_view line) {
@@ -183,18 +193,23 @@ void LineReceiver::sendLine(std::string_view line) {
 
 void LineReceiver::setLineMode(std::string_view extra) {
   lineMode_ = true;
+  scanned_ = 0;
   if (!extra.empty()) dataReceived(extra);
 }
 
 std::string LineReceiver::clearLineBuffer() {
   std::string out;
-  if (busy_) {
+  scanned_ = 0;
+  if (buffer_.busy) {
+    // Inside a callback: the rest of the input being parsed, then what arrived re-entrantly.
     out.assign(parsing_.substr(restFrom_));
     restFrom_ = parsing_.size();
     cleared_ = true;
+    out += buffer_.incoming;
+    buffer_.incoming.clear();
+    return out;
   }
-  out += buffer_;
-  buffer_.clear();
+  out.swap(buffer_.pending);
   return out;
 }
 
@@ -224,8 +239,15 @@ bool IntNStringReceiver::stopped() const {
   return paused_ || (transport() != nullptr && transport()->disconnecting());
 }
 
+IntNStringReceiver::IntNStringReceiver(int prefixBytes) : prefixBytes_(prefixBytes) {
+  if (prefixBytes != 1 && prefixBytes != 2 && prefixBytes != 4) {
+    throw std::invalid_argument("IntNStringReceiver: the prefix is 1, 2 or 4 bytes, not " +
+                                std::to_string(prefixBytes));
+  }
+}
+
 void IntNStringReceiver::dataReceived(std::string_view data) {
-  feed(buffer_, busy_, data, [this](std::string_view in) { return parse(in); });
+  feed(buffer_, data, [this](std::string_view in) { return parse(in); });
 }
 
 size_t IntNStringReceiver::parse(std::string_view input) {
@@ -281,18 +303,20 @@ bool NetstringReceiver::stopped() const {
 }
 
 void NetstringReceiver::dataReceived(std::string_view data) {
-  feed(buffer_, busy_, data, [this](std::string_view in) { return parse(in); });
+  feed(buffer_, data, [this](std::string_view in) { return parse(in); });
 }
 
 size_t NetstringReceiver::parse(std::string_view input) {
   const size_t maxDigits = std::to_string(maxLength_).size();
   size_t pos = 0;
   while (pos < input.size() && !stopped()) {
-    size_t colon = input.find(':', pos);
+    // The colon, if it is there, is within the first maxDigits + 1 bytes.
+    size_t colon = input.substr(pos, maxDigits + 1).find(':');
     std::string_view digits =
-        input.substr(pos, colon == std::string_view::npos ? std::string_view::npos : colon - pos);
+        input.substr(pos, colon == std::string_view::npos ? maxDigits + 1 : colon);
     // Checked character by character, in stream order, so the first fault reported is the
     // same however the input was split (the fuzzer holds us to it).
+    size_t length = 0;
     for (size_t i = 0; i < digits.size(); ++i) {
       char c = digits[i];
       if (c < '0' || c > '9') {
@@ -307,20 +331,26 @@ size_t NetstringReceiver::parse(std::string_view input) {
         fail("netstring length has more digits than the maximum " + std::to_string(maxLength_));
         return input.size();
       }
+      size_t digit = static_cast<size_t>(c - '0');
+      if (length > (SIZE_MAX - digit) / 10) {
+        fail("netstring length exceeds the maximum " + std::to_string(maxLength_));
+        return input.size();
+      }
+      length = length * 10 + digit;
     }
     if (colon == std::string_view::npos) break;  // the length goes on in the next chunk
+    colon += pos;
     if (digits.empty()) {
       fail("netstring has no length before ':'");
       return input.size();
     }
-    size_t length = std::stoul(std::string(digits));
     if (length > maxLength_) {
-      fail("netstring length " + std::to_string(length) + " exceeds the maximum " +
+      fail("netstring length " + std::string(digits) + " exceeds the maximum " +
            std::to_string(maxLength_));
       return input.size();
     }
     size_t dataStart = colon + 1;
-    if (input.size() - dataStart < length + 1) break;  // wait for the data and the comma
+    if (input.size() - dataStart <= length) break;  // wait for the data and the comma
     if (input[dataStart + length] != ',') {
       fail("netstring of length " + std::to_string(length) + " is not followed by ','");
       return input.size();

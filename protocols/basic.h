@@ -12,6 +12,17 @@
 
 namespace twist {
 
+namespace detail {
+// What a framer has received and not consumed yet. Bytes are appended (amortised O(1) each)
+// and the unconsumed rest moves only when something before it was consumed, so a message that
+// arrives one byte per read costs O(its length), not O(length squared).
+struct FrameBuffer {
+  std::string pending;   // unconsumed input; parsing works on a view of it
+  std::string incoming;  // delivered re-entrantly (from inside a callback): parsed after it
+  bool busy = false;     // a parse is running
+};
+}  // namespace detail
+
 // Line-oriented protocol with a raw mode (Twisted's LineReceiver).
 //  - lineReceived(line) for each line, without its delimiter ("\r\n" unless set otherwise).
 //  - A line longer than maxLength bytes (or a partial line that can no longer end in time) goes
@@ -37,9 +48,11 @@ class LineReceiver : public Protocol {
   void resumeProducing();
   bool paused() const { return paused_; }
 
-  // Throws std::invalid_argument for an empty delimiter.
+  // Throws std::invalid_argument for an empty delimiter. Takes effect at once, also from
+  // inside lineReceived (for the rest of the bytes already received).
   void setDelimiter(std::string delimiter);
   const std::string& delimiter() const { return delimiter_; }
+  // Any value, up to SIZE_MAX (no limit).
   void setMaxLength(size_t n) { maxLength_ = n; }
   size_t maxLength() const { return maxLength_; }
 
@@ -56,13 +69,15 @@ class LineReceiver : public Protocol {
 
   std::string delimiter_ = "\r\n";
   size_t maxLength_ = kDefaultMaxLength;
-  std::string buffer_;
+  detail::FrameBuffer buffer_;
   std::string_view parsing_;  // the input parse() is working through
   size_t restFrom_ = 0;       // where its unparsed rest starts (for clearLineBuffer)
-  bool cleared_ = false;      // clearLineBuffer() took rest_ during a callback
+  bool cleared_ = false;      // clearLineBuffer() took the rest during a callback
+  // How many bytes at the start of buffer_.pending (a partial line) were already searched for
+  // the delimiter: the next search starts near their end instead of at the front.
+  size_t scanned_ = 0;
   bool lineMode_ = true;
   bool paused_ = false;
-  bool busy_ = false;  // inside dataReceived: data delivered re-entrantly is only buffered
 };
 
 // Lines only, no raw mode (Twisted's LineOnlyReceiver): lineReceived, sendLine, maxLength,
@@ -84,7 +99,8 @@ class StringTooLongError : public Error {
 // maxLength goes to lengthLimitExceeded (default: close).
 class IntNStringReceiver : public Protocol {
  public:
-  explicit IntNStringReceiver(int prefixBytes) : prefixBytes_(prefixBytes) {}
+  // prefixBytes is 1, 2 or 4 (std::invalid_argument otherwise).
+  explicit IntNStringReceiver(int prefixBytes);
 
   void dataReceived(std::string_view data) override;
   // Sends `s` with its length prefix; throws StringTooLongError if the prefix cannot hold it.
@@ -106,9 +122,8 @@ class IntNStringReceiver : public Protocol {
 
   int prefixBytes_;
   size_t maxLength_ = 99999;  // as Twisted
-  std::string buffer_;
+  detail::FrameBuffer buffer_;
   bool paused_ = false;
-  bool busy_ = false;
 };
 
 class Int32StringReceiver : public IntNStringReceiver {
@@ -155,9 +170,8 @@ class NetstringReceiver : public Protocol {
   void fail(const std::string& why);
 
   size_t maxLength_ = 99999;  // as Twisted
-  std::string buffer_;
+  detail::FrameBuffer buffer_;
   std::string parseError_;
-  bool busy_ = false;
 };
 
 }  // namespace twist

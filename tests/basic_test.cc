@@ -460,5 +460,144 @@ TEST(NetstringReceiver, SendString) {
   EXPECT_EQ(t.value(), "5:hello,0:,");
 }
 
+// ---- hardening: delimiter changes, buffer clearing, limits at SIZE_MAX, big messages slowly ----
+
+TEST(LineReceiver, SetDelimiterInsideLineReceivedAppliesToTheRestOfTheChunk) {
+  auto make = [] {
+    auto p = std::make_unique<Lines>();
+    p->onLine = [](Lines& self, std::string_view line) {
+      if (line == "to-long") self.setDelimiter("<END>");
+      if (line == "to-short") self.setDelimiter("|");
+    };
+    return p;
+  };
+  expectSplitInvariant<Lines>(make, "a\r\nto-long\r\nb<END>c\r\nd<END>to-short<END>e|f|",
+                              {"a", "to-long", "b", "c\r\nd", "to-short", "e", "f"});
+}
+
+TEST(LineReceiver, ClearLineBufferFromRawModeOrAnOverlongLineLeavesLaterChunksWhole) {
+  StringTransport t;
+  Lines p;
+  p.onLine = [](Lines& self, std::string_view line) {
+    if (line == "raw") self.setRawMode();
+  };
+  p.makeConnection(&t);
+  p.dataReceived("raw\r\nbytes");
+  EXPECT_EQ(p.raw, "bytes");
+  EXPECT_EQ(p.clearLineBuffer(), "");
+  p.setLineMode();
+  p.dataReceived("one\r\ntwo\r\nthree\r\n");
+  EXPECT_EQ(p.got, (std::vector<std::string>{"raw", "one", "two", "three"}));
+
+  // lineLengthExceeded that clears the buffer instead of closing.
+  class Lenient : public Lines {
+   protected:
+    void lineLengthExceeded(std::string_view) override {
+      ++exceeded;
+      clearLineBuffer();
+    }
+  };
+  StringTransport u;
+  Lenient q;
+  q.setMaxLength(4);
+  q.makeConnection(&u);
+  q.dataReceived("toolong\r\n");
+  q.dataReceived("a\r\nb\r\nc\r\n");
+  EXPECT_EQ(q.exceeded, 1);
+  EXPECT_EQ(q.got, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_FALSE(u.loseConnectionCalled());
+}
+
+TEST(LineReceiver, NoLimitAtSizeMax) {
+  StringTransport t;
+  Lines p;
+  p.setMaxLength(SIZE_MAX);
+  p.makeConnection(&t);
+  p.dataReceived("abc");  // a partial line: no overflow makes it "too long"
+  p.dataReceived(std::string(100000, 'x') + "\r\n");
+  EXPECT_EQ(p.exceeded, 0);
+  EXPECT_FALSE(t.loseConnectionCalled());
+  ASSERT_EQ(p.got.size(), 1u);
+  EXPECT_EQ(p.got[0].size(), 100003u);
+}
+
+TEST(NetstringReceiver, HugeLengthsAreParseErrorsEvenWithoutALimit) {
+  for (size_t limit : {size_t{99999}, SIZE_MAX}) {
+    StringTransport t;
+    Netstrings p;
+    p.setMaxLength(limit);
+    p.makeConnection(&t);
+    EXPECT_NO_THROW(p.dataReceived("99999999999999999999999:x,"));
+    EXPECT_TRUE(p.brokenPeer()) << limit;
+    EXPECT_TRUE(t.loseConnectionCalled()) << limit;
+  }
+  StringTransport t;
+  Netstrings p;
+  p.setMaxLength(SIZE_MAX);
+  p.makeConnection(&t);
+  p.dataReceived("18446744073709551615:");  // SIZE_MAX itself: a legal length, just never complete
+  p.dataReceived("abc");
+  EXPECT_FALSE(p.brokenPeer()) << p.parseError();
+  EXPECT_TRUE(p.got.empty());
+}
+
+TEST(IntNStringReceiver, OnlyOneTwoOrFourBytePrefixes) {
+  for (int bad : {-1, 0, 3, 5, 8}) {
+    EXPECT_THROW(IntNStringReceiver{bad}, std::invalid_argument) << bad;
+  }
+  for (int good : {1, 2, 4}) EXPECT_NO_THROW(IntNStringReceiver{good});
+}
+
+// Feeds `stream` one byte per call. Copying the partial message on every call made this
+// quadratic: 4 MiB took hours; amortised appends take well under a second.
+template <class P>
+void feedByteByByte(P& p, const std::string& stream) {
+  for (char c : stream) p.dataReceived(std::string_view(&c, 1));
+}
+
+TEST(Framers, AMessageArrivingOneByteAtATimeCostsLinearTime) {
+  constexpr size_t kSize = 4 << 20;
+  const std::string body(kSize, 'm');
+  {
+    StringTransport t;
+    Lines p;
+    p.setMaxLength(kSize);
+    p.makeConnection(&t);
+    feedByteByByte(p, body + "\r\n");
+    ASSERT_EQ(p.got.size(), 1u);
+    EXPECT_EQ(p.got[0].size(), kSize);
+  }
+  {
+    StringTransport t;
+    Strings<Int32StringReceiver> p;
+    p.setMaxLength(kSize);
+    p.makeConnection(&t);
+    feedByteByByte(p, prefixed(4, body));
+    ASSERT_EQ(p.got.size(), 1u);
+    EXPECT_EQ(p.got[0].size(), kSize);
+  }
+  {
+    StringTransport t;
+    Netstrings p;
+    p.setMaxLength(kSize);
+    p.makeConnection(&t);
+    feedByteByByte(p, std::to_string(kSize) + ":" + body + ",");
+    ASSERT_EQ(p.got.size(), 1u);
+    EXPECT_EQ(p.got[0].size(), kSize);
+  }
+}
+
+TEST(Framers, AnExceptionFromACallbackLeavesTheFramerUsable) {
+  StringTransport t;
+  Lines p;
+  p.onLine = [](Lines&, std::string_view line) {
+    if (line == "boom") throw std::runtime_error("boom");
+  };
+  p.makeConnection(&t);
+  EXPECT_THROW(p.dataReceived("boom\r\n"), std::runtime_error);
+  p.dataReceived("after\r\n");  // not mistaken for re-entrant data and queued forever
+  EXPECT_EQ(p.got, (std::vector<std::string>{"boom", "after"}));
+}
+
 }  // namespace
 }  // namespace twist

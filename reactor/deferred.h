@@ -77,8 +77,14 @@ template <class T>
 struct DeferredState {
   using V = Stored<T>;
   // A link runs on the current result and either leaves a new one in `result` or returns a
-  // Deferred<T> the chain must wait for.
-  using Link = std::function<std::optional<Deferred<T>>(DeferredState&)>;
+  // Deferred<T> the chain must wait for. A link with a `chainee` instead hands the result to
+  // that Deferred (one waiting for this one, or one fired by chainDeferred) and the chain goes
+  // on there: Deferred::run does that in a loop, not by recursion (Twisted's fix of the same).
+  struct Link {
+    std::function<std::optional<Deferred<T>>(DeferredState&)> fn;
+    std::shared_ptr<DeferredState> chainee;
+    bool fireChainee = false;  // chainDeferred: fire it (else: resume it from waiting)
+  };
 
   ~DeferredState() {
     if (!handedOn && result && result->index() == 1) logUnhandledFailure(std::get<1>(*result));
@@ -302,20 +308,17 @@ class Deferred {
     }
   }
 
-  void append(typename State::Link link) { appendRaw(std::move(link)); }
-  void appendRaw(typename State::Link link) {
-    s_->links.push_back(std::move(link));
+  using LinkFn = std::function<std::optional<Deferred<T>>(State&)>;
+  void append(LinkFn fn) { appendRaw(std::move(fn)); }
+  void appendRaw(LinkFn fn) {
+    s_->links.push_back(typename State::Link{std::move(fn), nullptr, false});
     run(s_);  // run copies the reference before any callback can touch *this
   }
 
   // Fires this Deferred with whatever `source` ends with.
   void chainFrom(Deferred<T> source) {
     source.s_->handedOn = true;
-    Deferred<T> self = *this;
-    source.s_->links.push_back([self](State& s) mutable -> std::optional<Deferred<T>> {
-      self.fire(std::move(*s.result));
-      return std::nullopt;
-    });
+    source.s_->links.push_back(typename State::Link{nullptr, s_, true});
     run(source.s_);
   }
 
@@ -330,39 +333,74 @@ class Deferred {
     run(std::move(s));
   }
 
-  // Takes its own reference: callbacks may reassign or drop the Deferred that started the run.
-  static void run(std::shared_ptr<State> s) {
-    if (!s->called || s->running || s->waiting) return;
-    s->running = true;
-    while (!s->links.empty() && !s->waiting) {
-      auto link = std::move(s->links.front());
-      s->links.pop_front();
-      std::optional<Deferred<T>> nested = link(*s);
-      if (nested) {
-        if (nested->s_ == s) {
-          s->result.emplace(std::in_place_index<1>,
-                            Failure::of(std::logic_error("a callback returned its own Deferred")));
+  // Runs the chain of `start`, and of every Deferred its result is handed to, in one loop: a
+  // chain of thousands of Deferreds each waiting for the next unwinds without recursing.
+  // Holds its own references: callbacks may reassign or drop the Deferreds involved.
+  static void run(std::shared_ptr<State> start) {
+    std::vector<std::shared_ptr<State>> chain;
+    chain.push_back(std::move(start));
+    // Not for the first: it may be re-entered from its own callbacks (then it is running).
+    bool first = true;
+    while (!chain.empty()) {
+      std::shared_ptr<State> cur = chain.back();
+      if (first && (!cur->called || cur->running || cur->waiting)) return;
+      first = false;
+      cur->running = true;
+      bool descended = false;
+      while (!cur->links.empty() && !cur->waiting) {
+        typename State::Link link = std::move(cur->links.front());
+        cur->links.pop_front();
+        if (link.chainee) {
+          std::shared_ptr<State> next = std::move(link.chainee);
+          if (link.fireChainee) {
+            if (next->called) {
+              if (next->cancelled) continue;  // finished after it was cancelled: ignored
+              for (auto& c : chain) c->running = false;
+              throw AlreadyCalledError();
+            }
+            next->called = true;
+          } else {
+            next->waiting = false;
+            next->cancelWaitedOn = nullptr;
+          }
+          next->result = std::move(cur->result);
+          cur->result.reset();
+          if (next->running) continue;  // an outer loop is running it: it goes on there
+          // Go on with `next`; the rest of this chain (usually nothing) after it.
+          chain.push_back(std::move(next));
+          descended = true;
+          break;
+        }
+        std::optional<Deferred<T>> nested = link.fn(*cur);
+        if (!nested) continue;
+        if (nested->s_ == cur) {
+          cur->result.emplace(std::in_place_index<1>,
+                              Failure::of(std::logic_error("a callback returned its own Deferred")));
           continue;
         }
-        s->waiting = true;
+        std::shared_ptr<State> n = nested->s_;
+        n->handedOn = true;
+        if (n->called && !n->waiting && !n->running) {
+          // It has its result already: take it and go on, no waiting.
+          cur->result = std::move(n->result);
+          n->result.reset();
+          continue;
+        }
+        cur->waiting = true;
         // Weak: the waited-on Deferred keeps this chain alive (as in Twisted), not the reverse.
-        std::weak_ptr<State> waitedOn = nested->s_;
-        s->cancelWaitedOn = [waitedOn] {
-          if (auto n = waitedOn.lock()) Deferred<T>(std::move(n)).cancel();
+        std::weak_ptr<State> waitedOn = n;
+        cur->cancelWaitedOn = [waitedOn] {
+          if (auto w = waitedOn.lock()) Deferred<T>(std::move(w)).cancel();
         };
-        nested->s_->handedOn = true;
-        nested->s_->links.push_back(
-            [s](detail::DeferredState<T>& inner) mutable -> std::optional<Deferred<T>> {
-              s->result = std::move(inner.result);
-              s->waiting = false;
-              s->cancelWaitedOn = nullptr;
-              run(s);
-              return std::nullopt;
-            });
-        run(nested->s_);
+        n->links.push_back(typename State::Link{nullptr, cur, false});
       }
+      if (descended) {
+        cur->running = false;
+        continue;
+      }
+      cur->running = false;
+      chain.pop_back();
     }
-    s->running = false;
   }
 
   std::shared_ptr<State> s_;
@@ -382,11 +420,13 @@ struct DeferredAwaiter {
   bool await_suspend(std::coroutine_handle<> h) {
     d.checkOpen();
     d.s_->handedOn = true;
-    d.s_->links.push_back([this, h](detail::DeferredState<U>& s) -> std::optional<Deferred<U>> {
-      out = std::move(s.result);
-      if (suspended) h.resume();
-      return std::nullopt;
-    });
+    d.s_->links.push_back(typename detail::DeferredState<U>::Link{
+        [this, h](detail::DeferredState<U>& s) -> std::optional<Deferred<U>> {
+          out = std::move(s.result);
+          if (suspended) h.resume();
+          return std::nullopt;
+        },
+        nullptr, false});
     Deferred<U>::run(d.s_);
     if (out) return false;  // it already had a result: go on without suspending
     suspended = true;

@@ -319,6 +319,60 @@ Deferred<void> throwsAfterAwait(Deferred<int> d) {
   throw std::runtime_error("thrown in a coroutine");
 }
 
+// A chain of 100,000 callbacks, each returning a Deferred: the first pending (the chain waits),
+// the rest already fired when the chain reaches them (their results are taken at once).
+TEST(Deferred, AChainOfAHundredThousandReturnedDeferreds) {
+  constexpr int kSteps = 100000;
+  std::vector<Deferred<int>> gates(kSteps);
+  Deferred<int> head = succeed(0);
+  Deferred<int> d = head;
+  for (int i = 0; i < kSteps; ++i) {
+    d.addCallback([&gates, i](int v) {
+      return gates[i].addCallback([v](int x) { return v + x; });
+    });
+  }
+  int result = -1;
+  d.addCallback([&](int v) {
+    result = v;
+    return v;
+  });
+  // Fire from the last gate to the first: each step waits on a gate that has not fired yet...
+  for (int i = kSteps - 1; i > 0; --i) gates[i].callback(1);
+  EXPECT_EQ(result, -1);
+  gates[0].callback(1);  // ...until the first, which lets the whole chain run in one go
+  EXPECT_EQ(result, kSteps);
+}
+
+TEST(Deferred, WaitingChainsOfAHundredThousandUnwindWithoutRecursion) {
+  // d[i]'s callback returns d[i+1], which has not fired: each waits on the next. When the last
+  // fires, every waiter resumes in turn; that used to recurse once per Deferred and overflow
+  // the stack at about 17,500.
+  constexpr int kDepth = 100000;
+  std::vector<Deferred<int>> ds(kDepth);
+  for (int i = 0; i + 1 < kDepth; ++i) {
+    Deferred<int> next = ds[i + 1];
+    ds[i].addCallback([next](int) { return next; });
+  }
+  for (int i = 0; i + 1 < kDepth; ++i) ds[i].callback(0);  // each now waits on the next
+  int result = 0;
+  ds[0].addCallback([&](int v) {
+    result = v;
+    return v;
+  });
+  ds[kDepth - 1].callback(7);
+  EXPECT_EQ(result, 7);
+
+  std::vector<Deferred<int>> chained(kDepth);
+  for (int i = 0; i + 1 < kDepth; ++i) chained[i].chainDeferred(chained[i + 1]);
+  int last = 0;
+  chained[kDepth - 1].addCallback([&](int v) {
+    last = v;
+    return v;
+  });
+  chained[0].callback(9);
+  EXPECT_EQ(last, 9);
+}
+
 TEST(Coroutines, AwaitValues) {
   Deferred<int> a, b;
   Deferred<int> sum = addLater(a, b);

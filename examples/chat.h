@@ -30,6 +30,11 @@ class Chat : public twist::LineReceiver {
     setMaxLength(kMaxLine);
   }
 
+  void connectionMade() override {
+    // Finds users whose host vanished (no FIN, no reset): probes after 60 s of silence.
+    transport()->setTcpKeepAliveTimes(60, 10, 6);
+  }
+
   void lineReceived(std::string_view line) override {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (name_.empty()) return chooseName(std::string(line));

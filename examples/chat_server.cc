@@ -14,8 +14,8 @@ int main(int argc, char** argv) {
   twist::Reactor reactor;  // SIGINT and SIGTERM stop it
   std::shared_ptr<twist::IListeningPort> port;
   try {
-    port = reactor.listenTCP(flags.port, std::make_shared<twist::examples::ChatFactory>(), 50,
-                             flags.interface);
+    port = reactor.listenTCP(flags.port, std::make_shared<twist::examples::ChatFactory>(),
+                             twist::kDefaultBacklog, flags.interface);
   } catch (const twist::CannotListenError& e) {
     std::cerr << e.what() << std::endl;
     return 1;

@@ -1,5 +1,7 @@
-// Command-line flags shared by the example servers: --port (default 8000, 0 = any free port)
-// and --interface (default 127.0.0.1). Accepts "--flag value" and "--flag=value".
+// Command-line flags shared by the example servers: --port (default 8000, 0 = any free port),
+// --interface (default 127.0.0.1) and --idle-timeout (seconds a connection may stay silent
+// before the server closes it; default 300, 0 = never; for the servers that use it). Accepts
+// "--flag value" and "--flag=value".
 #pragma once
 
 #include <algorithm>
@@ -14,12 +16,14 @@ namespace twist::examples {
 struct ServerFlags {
   uint16_t port = 8000;
   std::string interface = "127.0.0.1";
+  double idleTimeout = 300;
 };
 
 inline ServerFlags parseServerFlags(int argc, char** argv) {
   ServerFlags flags;
   auto usage = [&] {
-    std::fprintf(stderr, "usage: %s [--port N] [--interface ADDRESS]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s [--port N] [--interface ADDRESS] [--idle-timeout SECONDS]\n",
+                 argv[0]);
     std::exit(2);
   };
   for (int i = 1; i < argc; ++i) {
@@ -28,7 +32,8 @@ inline ServerFlags parseServerFlags(int argc, char** argv) {
     if (auto eq = arg.find('='); eq != std::string::npos) {
       value = arg.substr(eq + 1);
       arg.resize(eq);
-    } else if (i + 1 < argc && (arg == "--port" || arg == "--interface")) {
+    } else if (i + 1 < argc &&
+               (arg == "--port" || arg == "--interface" || arg == "--idle-timeout")) {
       value = argv[++i];
     } else {
       usage();
@@ -40,6 +45,11 @@ inline ServerFlags parseServerFlags(int argc, char** argv) {
       flags.port = static_cast<uint16_t>(port);
     } else if (arg == "--interface") {
       flags.interface = value;
+    } else if (arg == "--idle-timeout") {
+      char* end = nullptr;
+      double t = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || !(t >= 0) || t > 1e9) usage();
+      flags.idleTimeout = t;
     } else {
       usage();
     }

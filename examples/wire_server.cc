@@ -27,8 +27,9 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < services.size(); ++i) {
       // With --port 0 every service gets a free port of its own.
       uint16_t port = flags.port == 0 ? 0 : static_cast<uint16_t>(flags.port + i);
-      ports.emplace_back(services[i].first,
-                         reactor.listenTCP(port, services[i].second, 50, flags.interface));
+      ports.emplace_back(
+          services[i].first,
+          reactor.listenTCP(port, services[i].second, twist::kDefaultBacklog, flags.interface));
     }
   } catch (const twist::CannotListenError& e) {
     std::cerr << e.what() << std::endl;

@@ -23,8 +23,8 @@ class Clock : public IReactorTime, private TimerQueue::Owner {
   }
   std::vector<DelayedCall> getDelayedCalls() const { return queue_.pending(); }
 
-  // Moves time forward by `amount` seconds (std::invalid_argument for NaN) and runs every call that is then due, including the
-  // ones those calls schedule for no later than the new time.
+  // Moves time forward by `amount` seconds (std::invalid_argument for NaN) and runs every call that
+  // is then due, including the ones those calls schedule for no later than the new time.
   void advance(double amount);
   // advance() by each amount in turn.
   void pump(const std::vector<double>& amounts) {

@@ -374,8 +374,9 @@ class Deferred {
         std::optional<Deferred<T>> nested = link.fn(*cur);
         if (!nested) continue;
         if (nested->s_ == cur) {
-          cur->result.emplace(std::in_place_index<1>,
-                              Failure::of(std::logic_error("a callback returned its own Deferred")));
+          cur->result.emplace(
+              std::in_place_index<1>,
+              Failure::of(std::logic_error("a callback returned its own Deferred")));
           continue;
         }
         std::shared_ptr<State> n = nested->s_;

@@ -27,9 +27,10 @@ ConnectionLost::ConnectionLost(int osError, const std::string& detail)
     : ConnectionClosed(lostMessage(osError, detail)), osError_(osError) {}
 
 WriteBufferFullError::WriteBufferFullError(size_t wouldBuffer, size_t cap)
-    : ConnectionLost("Connection aborted: the peer is not reading; " +
-                         std::to_string(wouldBuffer) + " bytes would wait to be sent, over the "
-                         "write buffer cap of " + std::to_string(cap) + " bytes.",
+    : ConnectionLost("Connection aborted: the peer is not reading; " + std::to_string(wouldBuffer) +
+                         " bytes would wait to be sent, over the "
+                         "write buffer cap of " +
+                         std::to_string(cap) + " bytes.",
                      0),
       cap_(cap) {}
 
@@ -39,8 +40,7 @@ ConnectError::ConnectError(const std::string& why, int osError)
             why),
       osError_(osError) {}
 
-ConnectBindError::ConnectBindError(const std::string& address, int osError,
-                                   const std::string& why)
+ConnectBindError::ConnectBindError(const std::string& address, int osError, const std::string& why)
     : ConnectError(osError, "Couldn't bind to " + address + ": " + why + ".") {}
 
 ConnectionRefusedError::ConnectionRefusedError()

@@ -86,9 +86,8 @@ struct Reactor::Impl : TimerQueue::Owner {
     auto* self = static_cast<Impl*>(arg);
     self->timerArmed = false;
     detail::guardCallback("reactor", "the timer queue", [self] {
-      self->timers.runDue(self->now(), [] {
-        detail::logUnhandledException("reactor", "a delayed call");
-      });
+      self->timers.runDue(self->now(),
+                          [] { detail::logUnhandledException("reactor", "a delayed call"); });
     });
     double next = self->timers.nextTime();
     if (next >= 0) self->wakeUpBy(next, -1);
@@ -164,8 +163,7 @@ struct Reactor::Impl : TimerQueue::Owner {
       detail::guardCallback("reactor", what.c_str(), [&] {
         Deferred<void> d = fn();
         d.addErrback([what](const Failure& f) {
-          log::error("reactor", "Unhandled error in the Deferred of " + what + ": " +
-                                    f.toString());
+          log::error("reactor", "Unhandled error in the Deferred of " + what + ": " + f.toString());
         });
         if (phase == kBefore && !d.hasResult()) pending.push_back(d);
       });
@@ -212,9 +210,9 @@ struct Reactor::Impl : TimerQueue::Owner {
     }
     if (timeout > 0 && !wait->finished) {
       wait->timer = timers.schedule(timeout, [wait, finish, eventType, timeout] {
-        log::warn("reactor", std::to_string(wait->left) + " Deferred(s) of 'before " +
-                                 eventType + "' triggers still pending after " +
-                                 std::to_string(timeout) + " s; going on without them.");
+        log::warn("reactor", std::to_string(wait->left) + " Deferred(s) of 'before " + eventType +
+                                 "' triggers still pending after " + std::to_string(timeout) +
+                                 " s; going on without them.");
         finish();
       });
     }
@@ -279,7 +277,7 @@ struct Reactor::Impl : TimerQueue::Owner {
   size_t poolSize = 10;
   std::mutex waitersMutex;
   std::unordered_map<const detail::BlockingWaiter*, std::weak_ptr<detail::BlockingWaiter>>
-      waiters;                    // guarded by waitersMutex
+      waiters;                   // guarded by waitersMutex
   bool refusingWaiters = false;  // guarded by waitersMutex
   evdns_base* dns = nullptr;
 };

@@ -7,7 +7,10 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <cstdio>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "tests/subprocess.h"
 #include "tests/test_util.h"
@@ -52,6 +55,7 @@ class ChatClient {
     ::close(fd_);
     fd_ = -1;
   }
+  int fd() const { return fd_; }
 
  private:
   int fd_;
@@ -125,6 +129,74 @@ TEST_F(ChatServerExample, ClientLeavingMidLineIsForgotten) {
   int status = server_.signalAndWait(SIGTERM);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// ---- peers that do not read ----
+
+TEST_F(ChatServerExample, AWhoFloodThatIsNeverReadIsCutOffNotBuffered) {
+  // 50 users with long names make each "/who" answer about 50 KiB; one client asks it again
+  // and again and never reads. It used to grow the server by hundreds of MiB in a second.
+  std::vector<std::unique_ptr<ChatClient>> users;
+  for (int i = 0; i < 50; ++i) {
+    users.push_back(std::make_unique<ChatClient>(port_));
+    std::string name = "user" + std::to_string(i) + std::string(1000, 'n');
+    users.back()->sendLine(name);
+    ASSERT_EQ(users.back()->readLine(), "welcome, " + name);
+  }
+  long before = server_.statusKiB("VmHWM");
+  ChatClient attacker(port_);
+  attacker.sendLine("attacker");
+  ASSERT_EQ(attacker.readLine(), "welcome, attacker");
+  std::string who;
+  for (int i = 0; i < 1000; ++i) who += "/who\r\n";
+  int fd = attacker.fd();
+  twist::testing::floodUntilStuck(fd, who, 64 << 20);
+  long grown = server_.statusKiB("VmHWM") - before;
+  std::printf("peak memory grew by %ld KiB\n", grown);
+  EXPECT_LE(grown, 8 * 1024) << "the server's peak memory grew by " << grown << " KiB";
+  // The server is still there for everyone else.
+  users[0]->sendLine("/who");
+  EXPECT_EQ(users[0]->readLine(30).rfind("users: ", 0), 0u);
+}
+
+TEST_F(ChatServerExample, UsersWhoNeverReadAreDisconnectedAndTheRoomGoesOn) {
+  constexpr int kSlow = 20;
+  std::vector<std::unique_ptr<ChatClient>> slow;
+  for (int i = 0; i < kSlow; ++i) {
+    slow.push_back(std::make_unique<ChatClient>(port_));
+    slow.back()->sendLine("slow" + std::to_string(i));
+    ASSERT_EQ(slow.back()->readLine(), "welcome, slow" + std::to_string(i));
+  }
+  ChatClient watcher(port_), talker(port_);
+  watcher.sendLine("watcher");
+  ASSERT_EQ(watcher.readLine(), "welcome, watcher");
+  talker.sendLine("talker");
+  ASSERT_EQ(talker.readLine(), "welcome, talker");
+  long before = server_.statusKiB("VmHWM");
+
+  // 32 MiB of lines: far more than the kernel buffers of a slow user hold, so each one's
+  // output passes the transport's cap and it is disconnected.
+  const std::string line(1000, 'L');
+  constexpr int kLines = 32 * 1024;
+  size_t heard = 0;
+  {
+    twist::testing::ClientThread listening([&] {
+      for (int i = 0; i < kLines; ++i) {
+        if (watcher.readLine(30) != "talker: " + line) break;
+        ++heard;
+      }
+    });
+    std::string batch;
+    for (int i = 0; i < 64; ++i) batch += line + "\r\n";
+    for (int i = 0; i < kLines / 64; ++i) talker.send(batch);
+  }  // joins the listener
+  long grown = server_.statusKiB("VmHWM") - before;
+  std::printf("peak memory grew by %ld KiB\n", grown);
+  EXPECT_EQ(heard, static_cast<size_t>(kLines)) << "the watcher missed lines";
+  EXPECT_LE(grown, kSlow * 6 * 1024) << "the server's peak memory grew by " << grown << " KiB";
+  for (auto& s : slow) EXPECT_TRUE(s->closedByServer());
+  watcher.sendLine("/who");
+  EXPECT_EQ(watcher.readLine(), "users: talker, watcher");
 }
 
 }  // namespace

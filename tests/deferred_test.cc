@@ -327,9 +327,8 @@ TEST(Deferred, AChainOfAHundredThousandReturnedDeferreds) {
   Deferred<int> head = succeed(0);
   Deferred<int> d = head;
   for (int i = 0; i < kSteps; ++i) {
-    d.addCallback([&gates, i](int v) {
-      return gates[i].addCallback([v](int x) { return v + x; });
-    });
+    d.addCallback(
+        [&gates, i](int v) { return gates[i].addCallback([v](int x) { return v + x; }); });
   }
   int result = -1;
   d.addCallback([&](int v) {

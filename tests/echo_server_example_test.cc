@@ -2,10 +2,12 @@
 // socket module), the "listening on HOST:PORT" line, and SIGTERM -> exit 0.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "tests/subprocess.h"
+#include "tests/test_util.h"
 
 namespace {
 
@@ -58,6 +60,39 @@ TEST(EchoServerExample, ServesNcAndPythonThenExitsZeroOnSigterm) {
   status = server.signalAndWait(SIGTERM);
   ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(EchoServerExample, AClientThatSendsWithoutReadingDoesNotGrowTheServer) {
+  EchoServerProcess server({"--port", "0"});
+  uint16_t port = static_cast<uint16_t>(std::stoi(portFrom(server.readLine())));
+  long before = server.statusKiB("VmHWM");
+  ASSERT_GT(before, 0);
+  int fd = twist::testing::connectTo(port);
+  constexpr size_t kFlood = 256 << 20;
+  // The echo server reads only while its replies drain: once the kernel's buffers are full on
+  // both sides, it stops reading and the flood stalls.
+  size_t sent = twist::testing::floodUntilStuck(fd, std::string(1 << 16, 'f'), kFlood);
+  long grown = server.statusKiB("VmHWM") - before;
+  std::printf("peak memory grew by %ld KiB\n", grown);
+  EXPECT_LT(sent, kFlood);
+  EXPECT_LE(grown, 8 * 1024) << "the server's peak memory grew by " << grown << " KiB";
+  // Reading now brings everything back.
+  ::shutdown(fd, SHUT_WR);
+  std::string back = twist::testing::recvUntilEof(fd, nullptr, 60);
+  EXPECT_EQ(back.size(), sent);
+  ::close(fd);
+}
+
+TEST(EchoServerExample, IdleConnectionsAreClosed) {
+  EchoServerProcess server({"--port", "0", "--idle-timeout", "0.2"});
+  uint16_t port = static_cast<uint16_t>(std::stoi(portFrom(server.readLine())));
+  int fd = twist::testing::connectTo(port);
+  twist::testing::sendAll(fd, "ping");
+  EXPECT_EQ(twist::testing::recvAtMost(fd, 4), "ping");
+  bool eof = false;
+  twist::testing::recvUntilEof(fd, &eof, 20);  // then silence: the server hangs up
+  EXPECT_TRUE(eof);
+  ::close(fd);
 }
 
 TEST(EchoServerExample, SigintAlsoExitsZero) {

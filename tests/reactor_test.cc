@@ -312,8 +312,8 @@ TEST(Reactor, BeforeShutdownTriggersCanDelayTheRestWithADeferred) {
   r.addSystemEventTrigger("after", "shutdown", [&] { order.push_back("after"); });
   LogCaptureScope logs;
   r.run();
-  EXPECT_EQ(order, (std::vector<std::string>{"before", "timer while draining", "drained",
-                                             "during", "after"}));
+  EXPECT_EQ(order, (std::vector<std::string>{"before", "timer while draining", "drained", "during",
+                                             "after"}));
   EXPECT_EQ(logs->count("a failing drain"), 1);
 }
 

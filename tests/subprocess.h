@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -66,6 +67,22 @@ class Subprocess {
       std::string line = readLine(timeoutSeconds);
       if (line.empty() || line.find(needle) != std::string::npos) return line;
     }
+  }
+  pid_t pid() const { return pid_; }
+  // A field of /proc/PID/status in KiB ("VmRSS", "VmHWM": the peak), or -1.
+  long statusKiB(const std::string& field) const {
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid_) + "/status").c_str(), "r");
+    if (f == nullptr) return -1;
+    char line[256];
+    long value = -1;
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      if (std::string(line).rfind(field + ":", 0) == 0) {
+        value = std::strtol(line + field.size() + 1, nullptr, 10);
+        break;
+      }
+    }
+    std::fclose(f);
+    return value;
   }
   // Sends `sig` and waits for the exit; returns the wait status.
   int signalAndWait(int sig) {

@@ -263,7 +263,8 @@ TEST(HalfClose, ARelayPassesTheClientsFinThroughAndTheReplyBack) {
   ClientThread client([&] {
     got = run("printf 'GET r\\n' | timeout 20 nc -N 127.0.0.1 " + std::to_string(portOf(relay)));
   });
-  ASSERT_TRUE(runUntil(r, [&] { return client.done(); }, 30));
+  ASSERT_TRUE(runUntil(
+      r, [&] { return client.done(); }, 30));
   EXPECT_EQ(got, "reply to GET r\n");
 }
 
@@ -404,13 +405,14 @@ TEST(Producers, ATransportIsTheProducerOfAnotherConnection) {
         stuck = true;  // the relay stopped reading us: the reader has not read yet
         continue;
       }
-      ssize_t n = ::send(writer, data.data() + accepted, std::min<size_t>(1 << 16, kTotal - accepted),
-                         MSG_NOSIGNAL);
+      ssize_t n = ::send(writer, data.data() + accepted,
+                         std::min<size_t>(1 << 16, kTotal - accepted), MSG_NOSIGNAL);
       if (n > 0) accepted += static_cast<size_t>(n);
     }
     ::close(writer);
   });
-  ASSERT_TRUE(runUntil(r, [&] { return stuck.load(); }, 60));
+  ASSERT_TRUE(runUntil(
+      r, [&] { return stuck.load(); }, 60));
   EXPECT_LE(out->transport()->bufferedSize(), 2 * WriteBufferLimits{}.highWater);
   std::string got;
   ClientThread reading([&] { got = recvAtMost(reader, kTotal, 60); });

@@ -22,8 +22,8 @@ namespace twist {
 namespace {
 
 using testing::ClientThread;
-using testing::ConnRecord;
 using testing::connectTo;
+using testing::ConnRecord;
 using testing::duplexEcho;
 using testing::Hooks;
 using testing::LogCaptureScope;

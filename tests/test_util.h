@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -109,6 +111,30 @@ inline std::string recvUntilEof(int fd, bool* eof = nullptr, double timeoutSecon
     out.append(buf, static_cast<size_t>(r));
   }
   return out;
+}
+
+// Sends `data` over and over on a non-blocking copy of the socket, never reading, until the
+// peer stops taking it for `stuckSeconds` (its buffers and ours are full) or `limit` bytes went.
+// Returns how many bytes were sent.
+inline size_t floodUntilStuck(int fd, std::string_view data, size_t limit,
+                              double stuckSeconds = 1) {
+  int flags = ::fcntl(fd, F_GETFL);
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  size_t sent = 0;
+  size_t offset = 0;
+  while (sent < limit) {
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, static_cast<int>(stuckSeconds * 1000)) != 1 || !(p.revents & POLLOUT)) break;
+    size_t n = std::min(data.size() - offset, limit - sent);
+    ssize_t r = ::send(fd, data.data() + offset, n, MSG_NOSIGNAL);
+    if (r < 0 && errno != EAGAIN) break;
+    if (r > 0) {
+      sent += static_cast<size_t>(r);
+      offset = (offset + static_cast<size_t>(r)) % data.size();
+    }
+  }
+  ::fcntl(fd, F_SETFL, flags);
+  return sent;
 }
 
 // Makes close() send a reset (RST) instead of a FIN.

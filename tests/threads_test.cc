@@ -243,12 +243,14 @@ TEST(DeferToThread, ResultsThatArriveDuringShutdownAreDelivered) {
   bool release = false;
   std::vector<std::string> order;
   r.callWhenRunning([&] {
-    deferToThread(r, [&] {
-      std::unique_lock<std::mutex> lock(m);
-      cv.wait(lock, [&] { return release; });
-      return 42;
-    }).addCallbacks([&](int v) { order.push_back("result " + std::to_string(v)); },
-                    [&](const Failure& f) { order.push_back("failure " + f.toString()); });
+    deferToThread(r,
+                  [&] {
+                    std::unique_lock<std::mutex> lock(m);
+                    cv.wait(lock, [&] { return release; });
+                    return 42;
+                  })
+        .addCallbacks([&](int v) { order.push_back("result " + std::to_string(v)); },
+                      [&](const Failure& f) { order.push_back("failure " + f.toString()); });
     r.stop();
   });
   r.addSystemEventTrigger("before", "shutdown", [&] {

@@ -545,9 +545,9 @@ void Connection::setTcpKeepAliveTimes(int idleSeconds, int intervalSeconds, int 
   }
   if (fd_ < 0) return;
   setIntOption(fd_, SOL_SOCKET, SO_KEEPALIVE, true);
-  for (auto [name, value] : {std::pair{TCP_KEEPIDLE, idleSeconds},
-                             std::pair{TCP_KEEPINTVL, intervalSeconds},
-                             std::pair{TCP_KEEPCNT, probes}}) {
+  for (auto [name, value] :
+       {std::pair{TCP_KEEPIDLE, idleSeconds}, std::pair{TCP_KEEPINTVL, intervalSeconds},
+        std::pair{TCP_KEEPCNT, probes}}) {
     if (value > 0) ::setsockopt(fd_, IPPROTO_TCP, name, &value, sizeof value);
   }
 }

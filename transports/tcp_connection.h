@@ -117,12 +117,12 @@ class Connection : public ITransport, public Selectable {
   // The write event is armed. While Connected this is exactly "output_ is not empty", so write()
   // tests it instead of touching the evbuffer.
   bool writing_ = false;
-  bool paused_ = false;          // pauseProducing() by the user (or a consumer)
-  bool outputFull_ = false;      // no producer and output above highWater: reading is paused
-  bool readEnded_ = false;       // the peer's EOF arrived
-  bool writeShutdown_ = false;   // loseWriteConnection asked for it
-  bool writeShutDone_ = false;   // ... and the write side is shut down
-  bool writeArmed_ = false;      // the write event is added
+  bool paused_ = false;         // pauseProducing() by the user (or a consumer)
+  bool outputFull_ = false;     // no producer and output above highWater: reading is paused
+  bool readEnded_ = false;      // the peer's EOF arrived
+  bool writeShutdown_ = false;  // loseWriteConnection asked for it
+  bool writeShutDone_ = false;  // ... and the write side is shut down
+  bool writeArmed_ = false;     // the write event is added
   bool streamingProducer_ = false;
   bool producerPaused_ = false;
   IProducer* producer_ = nullptr;

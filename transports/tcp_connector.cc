@@ -210,18 +210,18 @@ void Connector::tryNextAddress() {
 
 Failure Connector::bindLocal(int family) {
   const auto& [host, port] = *bindAddress_;
-  std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
-                      std::to_string(port);
+  std::string where =
+      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
   sockaddr_storage local;
   socklen_t localLen;
   if (!parseIPAddress(host, port, &local, &localLen)) {
     return Failure::of(ConnectBindError(where, 0, "not an IPv4 or IPv6 address"));
   }
   if (local.ss_family != family) {
-    return Failure::of(ConnectBindError(
-        where, 0,
-        std::string("the destination is an ") + (family == AF_INET6 ? "IPv6" : "IPv4") +
-            " address and the bind address is not"));
+    return Failure::of(ConnectBindError(where, 0,
+                                        std::string("the destination is an ") +
+                                            (family == AF_INET6 ? "IPv6" : "IPv4") +
+                                            " address and the bind address is not"));
   }
   if (::bind(fd_, reinterpret_cast<sockaddr*>(&local), localLen) != 0) {
     int err = errno;

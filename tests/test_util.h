@@ -26,6 +26,20 @@
 
 namespace twist::testing {
 
+// True in sanitizer builds, whose shadow memory and quarantine of freed blocks make a process's
+// memory figures meaningless: tests that measure memory check only the behaviour there.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
 // Runs the reactor's loop until `done()` is true or `timeoutSeconds` pass. Returns done().
 inline bool runUntil(Reactor& reactor, const std::function<bool()>& done,
                      double timeoutSeconds = 20) {

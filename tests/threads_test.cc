@@ -1,5 +1,5 @@
 // Threads: callFromThread under load, the thread pool, deferToThread, blockingCallFromThread,
-// and the pool being joined at shutdown. Also run under ThreadSanitizer (//tests:threaded).
+// and the pool being joined at shutdown. Also run under ThreadSanitizer, as every test is.
 #include "reactor/threads.h"
 
 #include <gtest/gtest.h>

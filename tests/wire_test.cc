@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <ctime>
+#include <mutex>
 
 #include "protocols/echo.h"
 #include "protocols/testing/string_transport.h"
@@ -85,21 +87,34 @@ TEST(Wire, ChargenFlowControlOverARealSocket) {
     size_t* most_;
   };
   auto port = r.listenTCP(0, Factory::forProtocol<Watched>(&mostBuffered), 50, "127.0.0.1");
-  std::string got;
-  std::atomic<bool> slowPhaseDone{false};
+  // The client thread writes `first` and `rest`; this thread reads them only once the flag or
+  // done() (both atomic) say the writing is over.
+  std::string first, rest;
+  std::atomic<bool> firstDone{false};
+  std::mutex m;
+  std::condition_variable cv;
+  bool readAgain = false;  // guarded by m
   testing::ClientThread client([&] {
     int fd = testing::connectTo(port->getHost().port());
-    got = testing::recvAtMost(fd, 64 * 1024);  // then stop reading for a while
-    while (!slowPhaseDone.load()) {
+    first = testing::recvAtMost(fd, 64 * 1024);  // then stop reading for a while
+    firstDone = true;
+    {
+      std::unique_lock<std::mutex> lock(m);
+      cv.wait(lock, [&] { return readAgain; });
     }
-    got += testing::recvAtMost(fd, 256 * 1024);
+    rest = testing::recvAtMost(fd, 256 * 1024);
     ::close(fd);
   });
-  ASSERT_TRUE(testing::runUntil(r, [&] { return got.size() >= 64 * 1024 || client.done(); }));
+  ASSERT_TRUE(testing::runUntil(r, [&] { return firstDone.load() || client.done(); }));
   testing::runFor(r, 0.3);  // the client is not reading: chargen must not pile up data
   EXPECT_LE(mostBuffered, Chargen::kChunkLines * (Chargen::kLine + 2));
-  slowPhaseDone = true;
+  {
+    std::lock_guard<std::mutex> lock(m);
+    readAgain = true;
+  }
+  cv.notify_all();
   ASSERT_TRUE(testing::runUntil(r, [&] { return client.done(); }));
+  std::string got = first + rest;
   std::string expected;
   for (size_t i = 0; expected.size() < got.size(); ++i) expected += Chargen::line(i);
   expected.resize(got.size());

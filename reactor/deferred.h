@@ -337,49 +337,46 @@ class Deferred {
   // chain of thousands of Deferreds each waiting for the next unwinds without recursing.
   // Holds its own references: callbacks may reassign or drop the Deferreds involved.
   static void run(std::shared_ptr<State> start) {
-    std::vector<std::shared_ptr<State>> chain;
-    chain.push_back(std::move(start));
-    // Not for the first: it may be re-entered from its own callbacks (then it is running).
-    bool first = true;
-    while (!chain.empty()) {
-      std::shared_ptr<State> cur = chain.back();
-      if (first && (!cur->called || cur->running || cur->waiting)) return;
-      first = false;
+    // Re-entered from its own callbacks (then it is running), or nothing to run yet.
+    if (!start->called || start->running || start->waiting) return;
+    std::shared_ptr<State> cur = std::move(start);
+    // The Deferreds whose chains wait for the one running (empty, so no allocation, unless a
+    // result is handed on).
+    std::vector<std::shared_ptr<State>> parents;
+    for (;;) {
       cur->running = true;
-      bool descended = false;
+      std::shared_ptr<State> next;
       while (!cur->links.empty() && !cur->waiting) {
         typename State::Link link = std::move(cur->links.front());
         cur->links.pop_front();
         if (link.chainee) {
-          std::shared_ptr<State> next = std::move(link.chainee);
+          std::shared_ptr<State> target = std::move(link.chainee);
           if (link.fireChainee) {
-            if (next->called) {
-              if (next->cancelled) continue;  // finished after it was cancelled: ignored
-              for (auto& c : chain) c->running = false;
+            if (target->called) {
+              if (target->cancelled) continue;  // finished after it was cancelled: ignored
+              cur->running = false;
+              for (auto& p : parents) p->running = false;
               throw AlreadyCalledError();
             }
-            next->called = true;
+            target->called = true;
           } else {
-            next->waiting = false;
-            next->cancelWaitedOn = nullptr;
+            target->waiting = false;
+            target->cancelWaitedOn = nullptr;
           }
-          next->result = std::move(cur->result);
+          target->result = std::move(cur->result);
           cur->result.reset();
-          if (next->running) continue;  // an outer loop is running it: it goes on there
-          // Go on with `next`; the rest of this chain (usually nothing) after it.
-          chain.push_back(std::move(next));
-          descended = true;
+          if (target->running) continue;  // an outer loop is running it: it goes on there
+          next = std::move(target);  // go on with it; the rest of this chain after it
           break;
         }
         std::optional<Deferred<T>> nested = link.fn(*cur);
         if (!nested) continue;
         if (nested->s_ == cur) {
-          cur->result.emplace(
-              std::in_place_index<1>,
-              Failure::of(std::logic_error("a callback returned its own Deferred")));
+          cur->result.emplace(std::in_place_index<1>,
+                              Failure::of(std::logic_error("a callback returned its own Deferred")));
           continue;
         }
-        std::shared_ptr<State> n = nested->s_;
+        std::shared_ptr<State> n = std::move(nested->s_);
         n->handedOn = true;
         if (n->called && !n->waiting && !n->running) {
           // It has its result already: take it and go on, no waiting.
@@ -395,12 +392,15 @@ class Deferred {
         };
         n->links.push_back(typename State::Link{nullptr, cur, false});
       }
-      if (descended) {
-        cur->running = false;
+      cur->running = false;
+      if (next) {
+        parents.push_back(std::move(cur));
+        cur = std::move(next);
         continue;
       }
-      cur->running = false;
-      chain.pop_back();
+      if (parents.empty()) return;
+      cur = std::move(parents.back());
+      parents.pop_back();
     }
   }
 

@@ -72,15 +72,9 @@ uint16_t echoPort(Reactor& r, std::string_view iface = "127.0.0.1") {
 
 // A port on which nothing listens (bound, then closed).
 uint16_t closedPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  socklen_t len = sizeof sa;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  ::close(fd);
-  return ntohs(sa.sin_port);
+  uint16_t port;
+  ::close(testing::bindLoopback(SOCK_STREAM, &port));
+  return port;
 }
 
 TEST(ConnectTCP, ConnectsSendsReceivesAndReportsTheLostConnection) {
@@ -131,14 +125,12 @@ TEST(ConnectTCP, RefusedIsAConnectionRefusedError) {
 TEST(ConnectTCP, TimeoutWhenTheServerNeverAnswers) {
   // A listener that never accepts: once its accept queue is full, the kernel drops new SYNs,
   // so a further connect stays pending (all on 127.0.0.1).
-  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  uint16_t port;
+  int lfd = testing::bindLoopback(SOCK_STREAM, &port, 0);
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
   inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-  ASSERT_EQ(::listen(lfd, 0), 0);
-  socklen_t len = sizeof sa;
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len);
   std::vector<int> fillers;
   for (int i = 0; i < 16; ++i) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -150,7 +142,7 @@ TEST(ConnectTCP, TimeoutWhenTheServerNeverAnswers) {
   Reactor r(quietOptions());
   auto f = std::make_shared<RecordingFactory>();
   double start = r.seconds();
-  r.connectTCP("127.0.0.1", ntohs(sa.sin_port), f, 0.3);
+  r.connectTCP("127.0.0.1", port, f, 0.3);
   ASSERT_TRUE(runUntil(r, [&] { return f->failed == 1; }));
   EXPECT_TRUE(f->reason.check<TimeoutError>()) << f->reason.toString();
   EXPECT_GE(r.seconds() - start, 0.3);
@@ -174,14 +166,7 @@ TEST(ConnectTCP, ResolvesLocalhostFromTheHostsFile) {
 class NxDomainResponder {
  public:
   NxDomainResponder() {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-    socklen_t len = sizeof sa;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
-    port_ = ntohs(sa.sin_port);
+    fd_ = testing::bindLoopback(SOCK_DGRAM, &port_);
     thread_ = std::thread([this] { serve(); });
   }
   ~NxDomainResponder() {
@@ -393,15 +378,7 @@ TEST(ConnectTCP, HostsAndBindAddressesWithANulByteAreRefused) {
 class ResettingServer {
  public:
   ResettingServer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-    ::listen(fd_, 1024);
-    socklen_t len = sizeof sa;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
-    port = ntohs(sa.sin_port);
+    fd_ = testing::bindLoopback(SOCK_STREAM, &port, 1024);
     thread_ = std::thread([this] {
       for (;;) {
         int c = ::accept(fd_, nullptr, nullptr);
@@ -485,24 +462,18 @@ namespace twist {
 namespace {
 
 TEST(ConnectTCP, AResetRightAfterTheConnectCompletesIsALostConnection) {
-  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  ::bind(listener, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  ::listen(listener, 16);
-  socklen_t salen = sizeof sa;
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&sa), &salen);
+  uint16_t port;
+  int listener = testing::bindLoopback(SOCK_STREAM, &port, 16);
   Reactor r(quietOptions());
   auto f = std::make_shared<RecordingFactory>();
   f->make = [] { return std::make_unique<Protocol>(); };
   gResetOnConnect = listener;
-  r.connectTCP("127.0.0.1", ntohs(sa.sin_port), f, 5);
+  r.connectTCP("127.0.0.1", port, f, 5);
   ASSERT_TRUE(runUntil(r, [&] { return f->lost + f->failed == 1; }));
   ::close(listener);
   EXPECT_EQ(gResetOnConnect.load(), -1) << "the reset was not staged";
   EXPECT_EQ(f->lost, 1);
-  EXPECT_EQ(f->peer.port(), ntohs(sa.sin_port));
+  EXPECT_EQ(f->peer.port(), port);
   ASSERT_TRUE(f->reason.check<ConnectionLost>()) << f->reason.toString();
   EXPECT_EQ(f->reason.get<ConnectionLost>()->osError(), ECONNRESET);
 }

@@ -63,6 +63,23 @@ inline Reactor::Options quietOptions() {
   return o;
 }
 
+// A socket of `type` (SOCK_STREAM, SOCK_DGRAM) bound to a free port of 127.0.0.1, which is
+// stored in *port; listening with `backlog` unless that is negative.
+inline int bindLoopback(int type, uint16_t* port, int backlog = -1) {
+  int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+      (backlog >= 0 && ::listen(fd, backlog) != 0)) {
+    throw std::runtime_error("bindLoopback failed");
+  }
+  socklen_t len = sizeof sa;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
 // A blocking TCP socket connected to 127.0.0.1:port (the connect completes in the kernel's
 // backlog, so no reactor needs to run for it).
 inline int connectTo(uint16_t port, const char* host = "127.0.0.1") {

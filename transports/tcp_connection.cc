@@ -26,6 +26,17 @@ bool wouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == 
 
 constexpr int kMaxIov = 64;
 
+// Adds or deletes `e` so that it is pending exactly when `want` is; `armed` tracks which.
+void arm(event* e, bool& armed, bool want) {
+  if (want == armed) return;
+  armed = want;
+  if (want) {
+    event_add(e, nullptr);
+  } else {
+    event_del(e);
+  }
+}
+
 }  // namespace
 
 Connection::Connection(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol,
@@ -157,14 +168,7 @@ void Connection::readEnded() {
 }
 
 void Connection::updateReading() {
-  bool want = state_ == State::Connected && !paused_ && !outputFull_ && !readEnded_;
-  if (want == reading_) return;
-  reading_ = want;
-  if (want) {
-    event_add(readEvent_, nullptr);
-  } else {
-    event_del(readEvent_);
-  }
+  arm(readEvent_, reading_, state_ == State::Connected && !paused_ && !outputFull_ && !readEnded_);
 }
 
 void Connection::pauseProducing() {
@@ -392,16 +396,9 @@ void Connection::stopWriting() {
 
 void Connection::updateWriteEvent() {
   bool connected = state_ == State::Connected;
-  bool want = writing_ ||
-              (connected && producer_ != nullptr && !streamingProducer_ && !writeShutdown_) ||
-              (connected && writeShutdown_ && !writeShutDone_);
-  if (want == writeArmed_) return;
-  writeArmed_ = want;
-  if (want) {
-    event_add(writeEvent_, nullptr);
-  } else {
-    event_del(writeEvent_);
-  }
+  arm(writeEvent_, writeArmed_,
+      writing_ || (connected && producer_ != nullptr && !streamingProducer_ && !writeShutdown_) ||
+          (connected && writeShutdown_ && !writeShutDone_));
 }
 
 void Connection::registerProducer(IProducer* producer, bool streaming) {

@@ -2,16 +2,16 @@
 #include <iostream>
 
 #include "examples/flags.h"
-#include "protocols/echo.h"
+#include "protocols/wire.h"
 #include "reactor/reactor.h"
 #include "transports/tcp_port.h"
 
 int main(int argc, char** argv) {
   auto flags = twist::examples::parseServerFlags(argc, argv);
   twist::Reactor reactor;
-  auto port = reactor.listenTCP(flags.port, twist::Factory::forProtocol<twist::Echo>(), 1024,
-                                flags.interface);
+  auto port = reactor.listenTCP(flags.port, twist::Factory::forProtocol<twist::wire::Echo>(),
+                                {.interface = flags.interface, .backlog = 1024});
   reactor.callWhenRunning(
-      [&] { std::cout << "listening on " << port->getHost().hostPort() << std::endl; });
+      [&] { std::cout << "listening on " << port->getHost().toString() << std::endl; });
   reactor.run();
 }

@@ -17,7 +17,7 @@ class Chat;
 // The room: who is connected, by name.
 class ChatFactory : public twist::ServerFactory {
  public:
-  std::unique_ptr<twist::Protocol> buildProtocol(const twist::Address&) override;
+  std::shared_ptr<twist::Protocol> buildProtocol(const twist::Address&) override;
   std::map<std::string, Chat*> users;
 };
 
@@ -73,8 +73,8 @@ class Chat : public twist::LineReceiver {
   std::string name_;
 };
 
-inline std::unique_ptr<twist::Protocol> ChatFactory::buildProtocol(const twist::Address&) {
-  return std::make_unique<Chat>(*this);
+inline std::shared_ptr<twist::Protocol> ChatFactory::buildProtocol(const twist::Address&) {
+  return std::make_shared<Chat>(*this);
 }
 
 }  // namespace twist::examples

@@ -15,13 +15,13 @@ int main(int argc, char** argv) {
   std::shared_ptr<twist::IListeningPort> port;
   try {
     port = reactor.listenTCP(flags.port, std::make_shared<twist::examples::ChatFactory>(),
-                             twist::kDefaultBacklog, flags.interface);
+                             {.interface = flags.interface});
   } catch (const twist::CannotListenError& e) {
     std::cerr << e.what() << std::endl;
     return 1;
   }
   reactor.callWhenRunning(
-      [&] { std::cout << "listening on " << port->getHost().hostPort() << std::endl; });
+      [&] { std::cout << "listening on " << port->getHost().toString() << std::endl; });
   reactor.run();
   return 0;
 }

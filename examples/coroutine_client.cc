@@ -5,11 +5,11 @@
 #include <string>
 
 #include "examples/flags.h"
-#include "protocols/protocol.h"
 #include "reactor/deferred.h"
+#include "reactor/endpoints.h"
+#include "reactor/protocol.h"
 #include "reactor/reactor.h"
 #include "reactor/task.h"
-#include "transports/tcp_connector.h"
 
 namespace {
 
@@ -45,8 +45,10 @@ class LineClient : public twist::Protocol {
 
 twist::Deferred<int> talk(twist::Reactor& reactor, twist::examples::ClientFlags flags) {
   try {
-    LineClient* client =
-        co_await twist::connectProtocol<LineClient>(reactor, flags.host, flags.port, flags.timeout);
+    // Shared with the connection: safe to use even if the server hangs up between two co_awaits
+    // (its transport then ignores writes, and readLine fails with the reason).
+    std::shared_ptr<LineClient> client = co_await twist::connectProtocol<LineClient>(
+        reactor, flags.host, flags.port, {.timeout = flags.timeout});
     for (const auto& message : flags.args) {
       client->transport()->write(message + "\n");
       std::string reply = co_await twist::addTimeout(client->readLine(), reactor, flags.timeout);

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "examples/flags.h"
-#include "protocols/protocol.h"
+#include "reactor/protocol.h"
 #include "reactor/reactor.h"
 #include "transports/tcp_connector.h"
 
@@ -36,11 +36,11 @@ class EchoClientFactory : public twist::ClientFactory {
  public:
   EchoClientFactory(twist::Reactor& reactor, std::string payload)
       : reactor_(reactor), payload_(std::move(payload)) {}
-  std::unique_ptr<twist::Protocol> buildProtocol(const twist::Address&) override {
+  std::shared_ptr<twist::Protocol> buildProtocol(const twist::Address&) override {
     return std::make_unique<EchoClient>(payload_, &complete_);
   }
   void clientConnectionFailed(twist::IConnector& c, const twist::Failure& reason) override {
-    finish("cannot connect to " + c.getDestination().hostPort() + ": " + reason.getErrorMessage());
+    finish("cannot connect to " + c.getDestination().toString() + ": " + reason.getErrorMessage());
   }
   void clientConnectionLost(twist::IConnector&, const twist::Failure& reason) override {
     finish(complete_ ? "" : "the connection ended early: " + reason.getErrorMessage());
@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   twist::Reactor reactor;
   auto factory = std::make_shared<EchoClientFactory>(reactor, payload);
   reactor.callWhenRunning(
-      [&] { reactor.connectTCP(flags.host, flags.port, factory, flags.timeout); });
+      [&] { reactor.connectTCP(flags.host, flags.port, factory, {.timeout = flags.timeout}); });
   reactor.run();
   return factory->exitCode;
 }

@@ -11,8 +11,8 @@
 
 #include "examples/flags.h"
 #include "protocols/policies.h"
-#include "protocols/protocol.h"
 #include "reactor/errors.h"
+#include "reactor/protocol.h"
 #include "reactor/reactor.h"
 #include "transports/tcp_port.h"
 
@@ -42,13 +42,13 @@ int main(int argc, char** argv) {
   try {
     auto factory = twist::Factory::forProtocol<Echo>(static_cast<twist::IReactorTime*>(&reactor),
                                                      flags.idleTimeout);
-    port = reactor.listenTCP(flags.port, factory, twist::kDefaultBacklog, flags.interface);
+    port = reactor.listenTCP(flags.port, factory, {.interface = flags.interface});
   } catch (const twist::CannotListenError& e) {
     std::cerr << e.what() << std::endl;
     return 1;
   }
   reactor.callWhenRunning(
-      [&] { std::cout << "listening on " << port->getHost().hostPort() << std::endl; });
+      [&] { std::cout << "listening on " << port->getHost().toString() << std::endl; });
   reactor.run();
   return 0;
 }

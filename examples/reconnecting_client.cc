@@ -6,8 +6,8 @@
 #include <iostream>
 
 #include "examples/flags.h"
-#include "protocols/protocol.h"
 #include "protocols/reconnecting.h"
+#include "reactor/protocol.h"
 #include "reactor/reactor.h"
 #include "transports/tcp_connector.h"
 
@@ -22,7 +22,7 @@ class Hello : public twist::Protocol {
 class HelloFactory : public twist::ReconnectingClientFactory {
  public:
   HelloFactory(twist::Reactor& reactor) : ReconnectingClientFactory(reactor), reactor_(reactor) {}
-  std::unique_ptr<twist::Protocol> buildProtocol(const twist::Address&) override {
+  std::shared_ptr<twist::Protocol> buildProtocol(const twist::Address&) override {
     return std::make_unique<Hello>();
   }
   void clientConnectionFailed(twist::IConnector& c, const twist::Failure& reason) override {
@@ -51,7 +51,7 @@ class HelloFactory : public twist::ReconnectingClientFactory {
 };
 
 void Hello::connectionMade() {
-  std::cout << "connected to " << transport()->getPeer().hostPort() << std::endl;
+  std::cout << "connected to " << transport()->getPeer().toString() << std::endl;
   static_cast<HelloFactory*>(factory())->resetDelay();
   transport()->write("hello\n");
 }
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   }
   factory->maxDelay = 10;
   reactor.callWhenRunning(
-      [&] { reactor.connectTCP(flags.host, flags.port, factory, flags.timeout); });
+      [&] { reactor.connectTCP(flags.host, flags.port, factory, {.timeout = flags.timeout}); });
   reactor.run();
   return factory->exitCode;
 }

@@ -5,7 +5,6 @@
 #include <iostream>
 
 #include "examples/flags.h"
-#include "protocols/echo.h"
 #include "protocols/wire.h"
 #include "reactor/errors.h"
 #include "reactor/reactor.h"
@@ -14,22 +13,21 @@
 int main(int argc, char** argv) {
   auto flags = twist::examples::parseServerFlags(argc, argv);
   twist::Reactor reactor;
-  std::vector<std::pair<std::string, std::shared_ptr<twist::ServerFactory>>> services = {
-      {"echo", twist::Factory::forProtocol<twist::Echo>()},
-      {"discard", twist::Factory::forProtocol<twist::Discard>()},
-      {"chargen", twist::Factory::forProtocol<twist::Chargen>()},
-      {"daytime", twist::Factory::forProtocol<twist::Daytime>()},
-      {"time", twist::Factory::forProtocol<twist::Time>()},
-      {"qotd", twist::Factory::forProtocol<twist::QOTD>()},
+  std::vector<std::pair<std::string, std::shared_ptr<twist::Factory>>> services = {
+      {"echo", twist::Factory::forProtocol<twist::wire::Echo>()},
+      {"discard", twist::Factory::forProtocol<twist::wire::Discard>()},
+      {"chargen", twist::Factory::forProtocol<twist::wire::Chargen>()},
+      {"daytime", twist::Factory::forProtocol<twist::wire::Daytime>()},
+      {"time", twist::Factory::forProtocol<twist::wire::Time>()},
+      {"qotd", twist::Factory::forProtocol<twist::wire::QOTD>()},
   };
   std::vector<std::pair<std::string, std::shared_ptr<twist::IListeningPort>>> ports;
   try {
     for (size_t i = 0; i < services.size(); ++i) {
       // With --port 0 every service gets a free port of its own.
       uint16_t port = flags.port == 0 ? 0 : static_cast<uint16_t>(flags.port + i);
-      ports.emplace_back(
-          services[i].first,
-          reactor.listenTCP(port, services[i].second, twist::kDefaultBacklog, flags.interface));
+      ports.emplace_back(services[i].first, reactor.listenTCP(port, services[i].second,
+                                                              {.interface = flags.interface}));
     }
   } catch (const twist::CannotListenError& e) {
     std::cerr << e.what() << std::endl;
@@ -37,7 +35,7 @@ int main(int argc, char** argv) {
   }
   reactor.callWhenRunning([&] {
     for (auto& [name, port] : ports) {
-      std::cout << "listening on " << port->getHost().hostPort() << " " << name << std::endl;
+      std::cout << "listening on " << port->getHost().toString() << " " << name << std::endl;
     }
   });
   reactor.run();

@@ -368,7 +368,7 @@ void NetstringReceiver::fail(const std::string& why) {
 }
 
 void NetstringReceiver::netstringParseError(const NetstringParseError& error) {
-  std::string peer = transport() != nullptr ? transport()->getPeer().hostPort() : "(no peer)";
+  std::string peer = transport() != nullptr ? transport()->getPeer().toString() : "(no peer)";
   log::warn("basic.NetstringReceiver",
             std::string("Closing the connection from ") + peer + ": " + error.what());
   if (transport() != nullptr) transport()->loseConnection();

@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "protocols/protocol.h"
 #include "reactor/errors.h"
+#include "reactor/interfaces.h"
 
 namespace twist {
 

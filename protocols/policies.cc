@@ -1,8 +1,7 @@
 #include "protocols/policies.h"
 
 #include <optional>
-
-#include "protocols/protocol.h"
+#include <stdexcept>
 
 namespace twist {
 
@@ -34,20 +33,79 @@ void TimeoutMixin::timeoutConnection() {
   }
 }
 
-// A counted connection: gives its slot back when it ends.
+// ---- ProtocolWrapper, WrappingFactory ----
+
+ProtocolWrapper::ProtocolWrapper(std::shared_ptr<Protocol> wrapped, WrappingFactory* factory)
+    : wrapped_(std::move(wrapped)), factory_(factory) {
+  if (!wrapped_) throw std::invalid_argument("ProtocolWrapper: nothing to wrap");
+}
+
+void ProtocolWrapper::connectionMade() {
+  if (factory_ != nullptr) factory_->registerProtocol(this);
+  wrapped_->makeConnection(this);
+}
+
+void ProtocolWrapper::connectionLost(const Failure& reason) {
+  if (factory_ != nullptr) factory_->unregisterProtocol(this);
+  wrapped_->notifyConnectionLost(reason);
+}
+
+WrappingFactory::WrappingFactory(std::shared_ptr<Factory> wrapped) : wrapped_(std::move(wrapped)) {
+  if (!wrapped_) throw std::invalid_argument("WrappingFactory: nothing to wrap");
+}
+
+std::shared_ptr<Protocol> WrappingFactory::buildProtocol(const Address& addr) {
+  std::shared_ptr<Protocol> inner = wrapped_->buildProtocol(addr);
+  if (!inner) return nullptr;
+  if (inner->factory() == nullptr) inner->setFactory(wrapped_);
+  return wrap(std::move(inner), addr);
+}
+
+std::shared_ptr<ProtocolWrapper> WrappingFactory::wrap(std::shared_ptr<Protocol> wrapped,
+                                                       const Address&) {
+  return std::make_shared<ProtocolWrapper>(std::move(wrapped), this);
+}
+
+void WrappingFactory::startedConnecting(IConnector& connector) {
+  if (auto* c = dynamic_cast<ClientFactory*>(wrapped_.get())) c->startedConnecting(connector);
+}
+
+void WrappingFactory::clientConnectionFailed(IConnector& connector, const Failure& reason) {
+  if (auto* c = dynamic_cast<ClientFactory*>(wrapped_.get())) {
+    c->clientConnectionFailed(connector, reason);
+  }
+}
+
+void WrappingFactory::clientConnectionLost(IConnector& connector, const Failure& reason) {
+  if (auto* c = dynamic_cast<ClientFactory*>(wrapped_.get())) {
+    c->clientConnectionLost(connector, reason);
+  }
+}
+
+// ---- ConnectionLimiter ----
+
+// A counted connection: gives its slot back when it ends (or, if it never started, when it is
+// destroyed).
 class ConnectionLimiter::Counted : public ProtocolWrapper {
  public:
-  Counted(std::unique_ptr<Protocol> wrapped, std::shared_ptr<ConnectionLimiter> limiter,
-          std::string host)
-      : ProtocolWrapper(std::move(wrapped)), limiter_(std::move(limiter)), host_(std::move(host)) {}
+  Counted(std::shared_ptr<Protocol> wrapped, ConnectionLimiter& limiter, std::string host)
+      : ProtocolWrapper(std::move(wrapped), &limiter), limiter_(limiter), host_(std::move(host)) {}
+  ~Counted() override { release(); }
   void connectionLost(const Failure& reason) override {
-    limiter_->release(host_);
+    release();
     ProtocolWrapper::connectionLost(reason);
   }
 
  private:
-  std::shared_ptr<ConnectionLimiter> limiter_;  // outlives its port while connections live
+  void release() {
+    if (released_) return;
+    released_ = true;
+    limiter_.release(host_);
+  }
+  // The limiter outlives this wrapper (see ProtocolWrapper::factory_).
+  ConnectionLimiter& limiter_;
   std::string host_;
+  bool released_ = false;
 };
 
 namespace {
@@ -65,25 +123,28 @@ class Refusal : public Protocol {
 };
 }  // namespace
 
-ConnectionLimiter::ConnectionLimiter(std::shared_ptr<ServerFactory> wrapped, size_t maxTotal,
+ConnectionLimiter::ConnectionLimiter(std::shared_ptr<Factory> wrapped, size_t maxTotal,
                                      size_t maxPerPeer, std::string refusalMessage)
-    : wrapped_(std::move(wrapped)),
+    : WrappingFactory(std::move(wrapped)),
       maxTotal_(maxTotal),
       maxPerPeer_(maxPerPeer),
       refusalMessage_(std::move(refusalMessage)) {}
 
-std::unique_ptr<Protocol> ConnectionLimiter::buildProtocol(const Address& addr) {
+std::shared_ptr<Protocol> ConnectionLimiter::buildProtocol(const Address& addr) {
   if (active_ >= maxTotal_ || (maxPerPeer_ != 0 && activeFrom(addr.host()) >= maxPerPeer_)) {
     ++refused_;
     if (refusalMessage_.empty()) return nullptr;
-    return std::make_unique<Refusal>(refusalMessage_);
+    return std::make_shared<Refusal>(refusalMessage_);
   }
-  std::unique_ptr<Protocol> inner = wrapped_->buildProtocol(addr);
-  if (!inner) return nullptr;
-  if (inner->factory() == nullptr) inner->setFactory(wrapped_.get());
+  return WrappingFactory::buildProtocol(addr);
+}
+
+std::shared_ptr<ProtocolWrapper> ConnectionLimiter::wrap(std::shared_ptr<Protocol> wrapped,
+                                                         const Address& addr) {
+  auto counted = std::make_shared<Counted>(std::move(wrapped), *this, addr.host());
   ++active_;
   ++perPeer_[addr.host()];
-  return std::make_unique<Counted>(std::move(inner), shared_from_this(), addr.host());
+  return counted;
 }
 
 size_t ConnectionLimiter::activeFrom(const std::string& host) const {
@@ -97,104 +158,59 @@ void ConnectionLimiter::release(const std::string& host) {
   if (it != perPeer_.end() && --it->second == 0) perPeer_.erase(it);
 }
 
-// The transport the throttled protocol writes through: counts bytes and remembers its producer.
-class ThrottlingFactory::CountingTransport : public ITransport {
+// ---- ThrottlingFactory ----
+
+// Counts what its connection reads and writes.
+class ThrottlingFactory::Throttled : public ProtocolWrapper {
  public:
-  CountingTransport(ITransport& real, ThrottlingFactory& factory)
-      : real_(real), factory_(factory) {}
+  Throttled(std::shared_ptr<Protocol> wrapped, ThrottlingFactory& factory)
+      : ProtocolWrapper(std::move(wrapped), &factory), factory_(factory) {}
   void write(std::string_view data) override {
-    real_.write(data);
+    ProtocolWrapper::write(data);
     factory_.registerWritten(data.size());
   }
   void writeSequence(std::span<const std::string_view> data) override {
-    real_.writeSequence(data);
+    ProtocolWrapper::writeSequence(data);
     size_t n = 0;
     for (auto d : data) n += d.size();
     factory_.registerWritten(n);
   }
-  void loseConnection() override { real_.loseConnection(); }
-  void abortConnection() override { real_.abortConnection(); }
-  void loseWriteConnection() override { real_.loseWriteConnection(); }
-  void pauseProducing() override { real_.pauseProducing(); }
-  void resumeProducing() override { real_.resumeProducing(); }
-  Address getPeer() const override { return real_.getPeer(); }
-  Address getHost() const override { return real_.getHost(); }
-  void setTcpNoDelay(bool on) override { real_.setTcpNoDelay(on); }
-  bool getTcpNoDelay() const override { return real_.getTcpNoDelay(); }
-  void setTcpKeepAlive(bool on) override { real_.setTcpKeepAlive(on); }
-  bool getTcpKeepAlive() const override { return real_.getTcpKeepAlive(); }
-  void setTcpKeepAliveTimes(int idle, int interval, int probes) override {
-    real_.setTcpKeepAliveTimes(idle, interval, probes);
-  }
-  void setWriteBufferLimits(const WriteBufferLimits& limits) override {
-    real_.setWriteBufferLimits(limits);
-  }
-  WriteBufferLimits writeBufferLimits() const override { return real_.writeBufferLimits(); }
-  bool disconnecting() const override { return real_.disconnecting(); }
-  size_t bufferedSize() const override { return real_.bufferedSize(); }
-  void registerProducer(IProducer* producer, bool streaming) override {
-    real_.registerProducer(producer, streaming);
-  }
-  void unregisterProducer() override { real_.unregisterProducer(); }
-  // The real transport's: it forgets a producer that goes away.
-  IProducer* producer() const override { return real_.producer(); }
-
- private:
-  ITransport& real_;
-  ThrottlingFactory& factory_;
-};
-
-class ThrottlingFactory::Throttled : public Protocol {
- public:
-  Throttled(std::unique_ptr<Protocol> wrapped, std::shared_ptr<ThrottlingFactory> factory)
-      : wrapped_(std::move(wrapped)), factory_(std::move(factory)) {}
-  void connectionMade() override {
-    counting_.emplace(*transport(), *factory_);
-    factory_->live_.insert(this);
-    if (factory_->readsThrottled_) transport()->pauseProducing();
-    wrapped_->makeConnection(&*counting_);
-  }
   void dataReceived(std::string_view data) override {
-    wrapped_->dataReceived(data);
-    factory_->registerRead(data.size());
+    ProtocolWrapper::dataReceived(data);
+    factory_.registerRead(data.size());
   }
-  void connectionLost(const Failure& reason) override {
-    factory_->live_.erase(this);
-    wrapped_->notifyConnectionLost(reason);
-  }
-  ~Throttled() override { factory_->live_.erase(this); }
-  CountingTransport* counting() { return counting_ ? &*counting_ : nullptr; }
 
  private:
-  std::unique_ptr<Protocol> wrapped_;
-  std::shared_ptr<ThrottlingFactory> factory_;
-  std::optional<CountingTransport> counting_;
+  ThrottlingFactory& factory_;  // outlives this wrapper (see ProtocolWrapper::factory_)
 };
 
-ThrottlingFactory::ThrottlingFactory(std::shared_ptr<ServerFactory> wrapped, IReactorTime& clock,
+ThrottlingFactory::ThrottlingFactory(std::shared_ptr<Factory> wrapped, IReactorTime& clock,
                                      size_t readLimit, size_t writeLimit)
-    : wrapped_(std::move(wrapped)),
+    : WrappingFactory(std::move(wrapped)),
       readLimit_(readLimit),
       writeLimit_(writeLimit),
       ticker_(clock, [this] { tick(); }) {}
 
 ThrottlingFactory::~ThrottlingFactory() = default;
 
-std::unique_ptr<Protocol> ThrottlingFactory::buildProtocol(const Address& addr) {
-  std::unique_ptr<Protocol> inner = wrapped_->buildProtocol(addr);
-  if (!inner) return nullptr;
-  if (inner->factory() == nullptr) inner->setFactory(wrapped_.get());
-  return std::make_unique<Throttled>(std::move(inner), shared_from_this());
+std::shared_ptr<ProtocolWrapper> ThrottlingFactory::wrap(std::shared_ptr<Protocol> wrapped,
+                                                         const Address&) {
+  return std::make_shared<Throttled>(std::move(wrapped), *this);
+}
+
+void ThrottlingFactory::registerProtocol(ProtocolWrapper* p) {
+  WrappingFactory::registerProtocol(p);
+  if (readsThrottled_) p->transport()->pauseProducing();
 }
 
 void ThrottlingFactory::startFactory() {
-  wrapped_->doStart();
+  WrappingFactory::startFactory();
   if (!ticker_.running()) ticker_.start(1.0, false);
 }
 
 void ThrottlingFactory::stopFactory() {
   if (ticker_.running()) ticker_.stop();
-  wrapped_->doStop();
+  WrappingFactory::stopFactory();
 }
 
 void ThrottlingFactory::registerRead(size_t n) {
@@ -202,7 +218,7 @@ void ThrottlingFactory::registerRead(size_t n) {
   if (readLimit_ == 0 || readsThrottled_ || readThisSecond_ <= readLimit_) return;
   readsThrottled_ = true;
   ++readThrottles_;
-  for (Throttled* t : live_) t->transport()->pauseProducing();
+  for (ProtocolWrapper* p : protocols()) p->transport()->pauseProducing();
 }
 
 void ThrottlingFactory::registerWritten(size_t n) {
@@ -210,10 +226,8 @@ void ThrottlingFactory::registerWritten(size_t n) {
   if (writeLimit_ == 0 || writesThrottled_ || writtenThisSecond_ <= writeLimit_) return;
   writesThrottled_ = true;
   ++writeThrottles_;
-  for (Throttled* t : live_) {
-    if (auto* c = t->counting(); c != nullptr && c->producer() != nullptr) {
-      c->producer()->pauseProducing();
-    }
+  for (ProtocolWrapper* p : protocols()) {
+    if (IProducer* producer = p->producer()) producer->pauseProducing();
   }
 }
 
@@ -222,14 +236,12 @@ void ThrottlingFactory::tick() {
   writtenThisSecond_ = 0;
   if (readsThrottled_) {
     readsThrottled_ = false;
-    for (Throttled* t : live_) t->transport()->resumeProducing();
+    for (ProtocolWrapper* p : protocols()) p->transport()->resumeProducing();
   }
   if (writesThrottled_) {
     writesThrottled_ = false;
-    for (Throttled* t : live_) {
-      if (auto* c = t->counting(); c != nullptr && c->producer() != nullptr) {
-        c->producer()->resumeProducing();
-      }
+    for (ProtocolWrapper* p : protocols()) {
+      if (IProducer* producer = p->producer()) producer->resumeProducing();
     }
   }
 }

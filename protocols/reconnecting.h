@@ -6,8 +6,8 @@
 #include <optional>
 #include <random>
 
-#include "protocols/protocol.h"
 #include "reactor/delayed_call.h"
+#include "reactor/interfaces.h"
 
 namespace twist {
 

@@ -1,5 +1,5 @@
-// Public. The small RFC "wire" protocols Twisted ships (twisted.protocols.wire), beside Echo
-// (protocols/echo.h, RFC 862).
+// Public. The small RFC "wire" protocols Twisted ships (twisted.protocols.wire), in
+// twist::wire: Echo, Discard, Chargen, Daytime, Time, QOTD.
 #pragma once
 
 #include <chrono>
@@ -8,9 +8,15 @@
 #include <string>
 #include <string_view>
 
-#include "protocols/protocol.h"
+#include "reactor/protocol.h"
 
-namespace twist {
+namespace twist::wire {
+
+// RFC 862: sends back everything it receives.
+class Echo : public Protocol {
+ public:
+  void dataReceived(std::string_view data) override { transport()->write(data); }
+};
 
 // RFC 863: reads and ignores everything.
 class Discard : public Protocol {
@@ -90,4 +96,4 @@ class QOTD : public Protocol {
   std::string quote_;
 };
 
-}  // namespace twist
+}  // namespace twist::wire

@@ -4,7 +4,7 @@
 #include <exception>
 #include <stdexcept>
 
-namespace twist {
+namespace twist::task {
 
 void Clock::advance(double amount) {
   if (std::isnan(amount)) throw std::invalid_argument("Clock::advance: NaN");
@@ -18,4 +18,4 @@ void Clock::advance(double amount) {
   if (first) std::rethrow_exception(first);
 }
 
-}  // namespace twist
+}  // namespace twist::task

@@ -1,13 +1,14 @@
-// Public. Clock: a fake IReactorTime for tests (twisted.internet.task.Clock). Time stands still
-// until advance() moves it; DelayedCalls behave exactly as on the Reactor (same TimerQueue).
+// Public. task::Clock: a fake IReactorTime for tests (twisted.internet.task.Clock). Time stands
+// still until advance() moves it; DelayedCalls behave exactly as on the Reactor (same TimerQueue).
 #pragma once
 
 #include <functional>
 #include <vector>
 
 #include "reactor/delayed_call.h"
+#include "reactor/interfaces.h"
 
-namespace twist {
+namespace twist::task {
 
 // Not thread safe. An exception thrown by a call propagates out of advance() (after the other
 // calls due in the same step have run).
@@ -39,4 +40,4 @@ class Clock : public IReactorTime, private TimerQueue::Owner {
   TimerQueue queue_{*this};
 };
 
-}  // namespace twist
+}  // namespace twist::task

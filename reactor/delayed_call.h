@@ -1,5 +1,6 @@
 // Public. DelayedCall: the handle callLater returns (Twisted's IDelayedCall), and TimerQueue, the
-// ordered set of pending calls that a Reactor (or a fake clock) drives.
+// ordered set of pending calls that a Reactor (or the fake task::Clock) drives. IReactorTime is
+// in reactor/interfaces.h.
 #pragma once
 
 #include <cstdint>
@@ -59,17 +60,6 @@ struct DelayedCallState : std::enable_shared_from_this<DelayedCallState> {
   TimerQueue* queue = nullptr;  // null once the queue is gone
 };
 }  // namespace detail
-
-// Something that tells time and schedules calls (Twisted's IReactorTime): the Reactor, or the
-// fake Clock for tests. Code written against it runs on either.
-class IReactorTime {
- public:
-  virtual ~IReactorTime() = default;
-  // Monotonic seconds.
-  virtual double seconds() const = 0;
-  // Runs `fn` after `delaySeconds` (see Reactor::callLater).
-  virtual DelayedCall callLater(double delaySeconds, std::function<void()> fn) = 0;
-};
 
 // Pending calls ordered by (time, schedule order). The owner supplies the clock and is told
 // when the earliest due time may have moved earlier, so it can re-arm its wake-up.

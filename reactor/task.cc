@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace twist {
+namespace twist::task {
 
 LoopingCall::LoopingCall(IReactorTime& clock, std::function<void(int)> fn, int)
     : clock_(clock), fn_(std::move(fn)) {}
@@ -92,4 +92,4 @@ void LoopingCall::scheduleNext() {
       clock_.callLater(start_ + static_cast<double>(index) * interval_ - now, [this] { run(); });
 }
 
-}  // namespace twist
+}  // namespace twist::task

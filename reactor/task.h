@@ -1,5 +1,5 @@
-// Public. Timed helpers from twisted.internet.task: deferLater and LoopingCall. Both take any
-// IReactorTime: the Reactor, or a Clock in tests.
+// Public. Timed helpers from twisted.internet.task: task::deferLater and task::LoopingCall, both
+// on any IReactorTime (the Reactor, or a task::Clock in tests); and addTimeout for Deferreds.
 #pragma once
 
 #include <functional>
@@ -8,8 +8,10 @@
 #include "reactor/deferred.h"
 #include "reactor/delayed_call.h"
 #include "reactor/errors.h"
+#include "reactor/interfaces.h"
 
 namespace twist {
+namespace task {
 
 // A Deferred that fires with fn()'s result `delaySeconds` from now (or with its exception).
 // Cancelling the Deferred cancels the call.
@@ -35,6 +37,8 @@ auto deferLater(IReactorTime& clock, double delaySeconds, F fn) {
   return d;
 }
 
+}  // namespace task
+
 // Cancels `d` if it has no result within `seconds` on `clock`; it then fails with TimeoutError
 // (instead of CancelledError). Extends d's chain (Twisted's Deferred.addTimeout) and returns it.
 template <class T>
@@ -54,6 +58,8 @@ Deferred<T> addTimeout(Deferred<T> d, IReactorTime& clock, double seconds) {
     return f;
   });
 }
+
+namespace task {
 
 // Calls a function every `interval` seconds (twisted.internet.task.LoopingCall). Calls are
 // scheduled on the grid start + k * interval; when a call runs late and whole intervals were
@@ -99,4 +105,5 @@ class LoopingCall {
   Deferred<void> deferred_;
 };
 
+}  // namespace task
 }  // namespace twist

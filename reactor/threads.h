@@ -10,7 +10,7 @@
 
 #include "reactor/deferred.h"
 #include "reactor/errors.h"
-#include "reactor/reactor.h"
+#include "reactor/reactor_base.h"
 
 namespace twist {
 
@@ -23,7 +23,7 @@ namespace twist {
 // running when the reactor stops is finished and its Deferred fired during the shutdown, after
 // the pool is joined (before the "during shutdown" triggers).
 template <class F>
-auto deferToThread(Reactor& reactor, F fn) {
+auto deferToThread(ReactorBase& reactor, F fn) {
   using R = std::invoke_result_t<F>;
   Deferred<R> d;
   reactor.callInThread([&reactor, d, fn = std::move(fn)]() mutable {
@@ -90,7 +90,7 @@ class BlockingCall : public BlockingWaiter {
 // completed, so that a pool thread waiting here never blocks the shutdown; throws
 // std::logic_error when called on the reactor thread (it would deadlock).
 template <class F>
-auto blockingCallFromThread(Reactor& reactor, F fn) {
+auto blockingCallFromThread(ReactorBase& reactor, F fn) {
   using R0 = std::invoke_result_t<F>;
   using R = typename detail::Unwrap<R0>::type;
   if (reactor.isInReactorThread()) {

@@ -415,14 +415,14 @@ TEST(Coroutines, EscapingExceptionBecomesTheFailure) {
   EXPECT_EQ(error, "thrown in a coroutine");
 }
 
-Deferred<int> sleeper(Clock& clock) {
-  co_await deferLater(clock, 5, [] {});
-  int v = co_await deferLater(clock, 1, [] { return 7; });
+Deferred<int> sleeper(task::Clock& clock) {
+  co_await task::deferLater(clock, 5, [] {});
+  int v = co_await task::deferLater(clock, 1, [] { return 7; });
   co_return v * 6;
 }
 
 TEST(Coroutines, AwaitTimersOnAFakeClock) {
-  Clock clock;
+  task::Clock clock;
   int got = 0;
   sleeper(clock).addCallback([&](int v) {
     got = v;

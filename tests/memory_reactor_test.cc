@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "protocols/echo.h"
 #include "protocols/reconnecting.h"
+#include "protocols/wire.h"
 #include "reactor/reactor.h"
 #include "tests/test_util.h"
 
@@ -21,19 +21,20 @@ struct Service {
 class PeerFactory : public ReconnectingClientFactory {
  public:
   using ReconnectingClientFactory::ReconnectingClientFactory;
-  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+  std::shared_ptr<Protocol> buildProtocol(const Address&) override {
     return std::make_unique<Protocol>();
   }
 };
 
 Service startService(IReactorTCP& tcp, IReactorTime& clock, uint16_t port) {
   Service s;
-  s.port = tcp.listenTCP(port, Factory::forProtocol<Echo>(), 100, "127.0.0.1");
+  s.port = tcp.listenTCP(port, Factory::forProtocol<wire::Echo>(),
+                         {.interface = "127.0.0.1", .backlog = 100});
   auto peers = std::make_shared<PeerFactory>(clock);
   peers->initialDelay = 1;
   peers->factor = 2;
   peers->jitter = 0;
-  s.peer = tcp.connectTCP("127.0.0.1", 9, peers, 5);
+  s.peer = tcp.connectTCP("127.0.0.1", 9, peers, {.timeout = 5});
   return s;
 }
 
@@ -42,14 +43,14 @@ TEST(MemoryReactor, RecordsListenAndConnect) {
   Service s = startService(reactor, reactor, 8000);
   ASSERT_EQ(reactor.tcpServers.size(), 1u);
   EXPECT_EQ(reactor.tcpServers[0].port, 8000);
-  EXPECT_EQ(reactor.tcpServers[0].backlog, 100);
-  EXPECT_EQ(reactor.tcpServers[0].interface, "127.0.0.1");
+  EXPECT_EQ(reactor.tcpServers[0].options.backlog, 100);
+  EXPECT_EQ(reactor.tcpServers[0].options.interface, "127.0.0.1");
   EXPECT_EQ(reactor.tcpServers[0].factory->numPorts(), 1);
-  EXPECT_EQ(s.port->getHost().hostPort(), "127.0.0.1:8000");
+  EXPECT_EQ(s.port->getHost().toString(), "127.0.0.1:8000");
   ASSERT_EQ(reactor.tcpClients.size(), 1u);
   EXPECT_EQ(reactor.tcpClients[0].host, "127.0.0.1");
   EXPECT_EQ(reactor.tcpClients[0].port, 9);
-  EXPECT_EQ(reactor.tcpClients[0].timeout, 5);
+  EXPECT_EQ(reactor.tcpClients[0].options.timeout, 5);
   EXPECT_EQ(s.peer->state(), IConnector::State::Connecting);
   s.port->stopListening();
   EXPECT_FALSE(s.port->listening());

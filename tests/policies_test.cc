@@ -9,8 +9,8 @@
 #include <map>
 
 #include "protocols/basic.h"
-#include "protocols/echo.h"
 #include "protocols/testing/string_transport.h"
+#include "protocols/wire.h"
 #include "reactor/clock.h"
 #include "reactor/reactor.h"
 #include "tests/test_util.h"
@@ -44,7 +44,7 @@ class IdleEcho : public LineReceiver, public TimeoutMixin {
 };
 
 TEST(TimeoutMixin, FiresAfterTheIdlePeriod) {
-  Clock clock;
+  task::Clock clock;
   StringTransport t;
   int timeouts = 0;
   IdleEcho p(clock, 10, &timeouts);
@@ -61,7 +61,7 @@ TEST(TimeoutMixin, FiresAfterTheIdlePeriod) {
 }
 
 TEST(TimeoutMixin, DataResetsIt) {
-  Clock clock;
+  task::Clock clock;
   StringTransport t;
   int timeouts = 0;
   IdleEcho p(clock, 10, &timeouts);
@@ -76,7 +76,7 @@ TEST(TimeoutMixin, DataResetsIt) {
 }
 
 TEST(TimeoutMixin, CancelledOnCloseAndWithTheProtocol) {
-  Clock clock;
+  task::Clock clock;
   int timeouts = 0;
   {
     StringTransport t;
@@ -96,7 +96,7 @@ TEST(TimeoutMixin, CancelledOnCloseAndWithTheProtocol) {
 }
 
 TEST(TimeoutMixin, SetTimeoutReturnsThePreviousPeriod) {
-  Clock clock;
+  task::Clock clock;
   int timeouts = 0;
   IdleEcho p(clock, 10, &timeouts);
   EXPECT_FALSE(p.setTimeout(5).has_value());
@@ -111,13 +111,13 @@ TEST(TimeoutMixin, OnTheRealReactorWithSockets) {
   class Factory : public ServerFactory {
    public:
     Factory(Reactor& r, int* t) : r_(r), t_(t) {}
-    std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+    std::shared_ptr<Protocol> buildProtocol(const Address&) override {
       return std::make_unique<IdleEcho>(r_, 0.2, t_);
     }
     Reactor& r_;
     int* t_;
   };
-  auto port = r.listenTCP(0, std::make_shared<Factory>(r, &timeouts), 50, "127.0.0.1");
+  auto port = r.listenTCP(0, std::make_shared<Factory>(r, &timeouts), {.interface = "127.0.0.1"});
   std::string got;
   bool eof = false;
   double start = r.seconds();
@@ -166,8 +166,8 @@ bool echoes(int fd, std::string* refusal = nullptr) {
 
 TEST(ConnectionLimiter, TotalLimitUnderTwiceTheLoad) {
   Reactor r(testing::quietOptions());
-  auto limiter = std::make_shared<ConnectionLimiter>(Factory::forProtocol<Echo>(), 4);
-  auto port = r.listenTCP(0, limiter, 50, "127.0.0.1");
+  auto limiter = std::make_shared<ConnectionLimiter>(Factory::forProtocol<wire::Echo>(), 4);
+  auto port = r.listenTCP(0, limiter, {.interface = "127.0.0.1"});
   uint16_t p = port->getHost().port();
   int served = 0, refused = 0;
   std::vector<int> fds;
@@ -197,9 +197,9 @@ TEST(ConnectionLimiter, TotalLimitUnderTwiceTheLoad) {
 
 TEST(ConnectionLimiter, PerPeerLimitAndRefusalMessage) {
   Reactor r(testing::quietOptions());
-  auto limiter = std::make_shared<ConnectionLimiter>(Factory::forProtocol<Echo>(), 100, 2,
+  auto limiter = std::make_shared<ConnectionLimiter>(Factory::forProtocol<wire::Echo>(), 100, 2,
                                                      "too many connections from you\r\n");
-  auto port = r.listenTCP(0, limiter, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, limiter, {.interface = "127.0.0.1"});
   uint16_t p = port->getHost().port();
   std::atomic<int> phase{0};
   std::map<std::string, int> served;
@@ -244,8 +244,8 @@ TEST(ConnectionLimiter, PerPeerLimitAndRefusalMessage) {
 }
 
 TEST(ThrottlingFactory, ReadsOverTheLimitPauseEveryConnectionUntilTheNextSecond) {
-  Clock clock;
-  auto f = std::make_shared<ThrottlingFactory>(Factory::forProtocol<Echo>(), clock, 100, 0);
+  task::Clock clock;
+  auto f = std::make_shared<ThrottlingFactory>(Factory::forProtocol<wire::Echo>(), clock, 100, 0);
   f->doStart();
   StringTransport t1, t2;
   auto p1 = f->buildProtocol(t1.getPeer());
@@ -270,7 +270,7 @@ TEST(ThrottlingFactory, ReadsOverTheLimitPauseEveryConnectionUntilTheNextSecond)
 }
 
 TEST(ThrottlingFactory, WritesOverTheLimitPauseTheProducers) {
-  Clock clock;
+  task::Clock clock;
   struct Counts {
     int pauses = 0, resumes = 0;
   } counts;
@@ -301,8 +301,8 @@ TEST(ThrottlingFactory, WritesOverTheLimitPauseTheProducers) {
 
 TEST(ThrottlingFactory, EchoesEverythingOverARealSocket) {
   Reactor r(testing::quietOptions());
-  auto f = std::make_shared<ThrottlingFactory>(Factory::forProtocol<Echo>(), r, 32 * 1024, 0);
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto f = std::make_shared<ThrottlingFactory>(Factory::forProtocol<wire::Echo>(), r, 32 * 1024, 0);
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   const std::string payload(96 * 1024, 'z');
   std::string got;
   testing::ClientThread client([&] {

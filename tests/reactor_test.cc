@@ -303,7 +303,7 @@ TEST(Reactor, BeforeShutdownTriggersCanDelayTheRestWithADeferred) {
     order.push_back("before");
     // The loop keeps running meanwhile: timers (and connections) are still served.
     r.callLater(0.01, [&] { order.push_back("timer while draining"); });
-    return deferLater(r, 0.05, [&] { order.push_back("drained"); });
+    return task::deferLater(r, 0.05, [&] { order.push_back("drained"); });
   });
   r.addSystemEventTrigger("before", "shutdown", [&]() -> Deferred<void> {
     return fail<void>(Failure::of(std::runtime_error("a failing drain")));  // logged, not fatal

@@ -26,7 +26,7 @@ class Greeter : public twist::LineReceiver {
 };
 
 TEST(Greeter, AnswersEachLineHoweverItIsSplit) {
-  twist::Clock clock;
+  twist::task::Clock clock;
   twist::StringTransport transport;
   Greeter greeter(clock);
   greeter.makeConnection(&transport);
@@ -36,7 +36,7 @@ TEST(Greeter, AnswersEachLineHoweverItIsSplit) {
 }
 
 TEST(Greeter, HangsUpWhenIdleOrFlooded) {
-  twist::Clock clock;
+  twist::task::Clock clock;
   twist::StringTransport transport;
   Greeter greeter(clock);
   greeter.makeConnection(&transport);

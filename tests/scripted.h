@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "protocols/protocol.h"
+#include "reactor/protocol.h"
+#include "reactor/transport.h"
 #include "tests/test_util.h"
-#include "transports/transport.h"
 
 namespace twist::testing {
 
@@ -64,7 +64,7 @@ class ScriptedProtocol : public Protocol {
 
 class ScriptedFactory : public ServerFactory {
  public:
-  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+  std::shared_ptr<Protocol> buildProtocol(const Address&) override {
     if (refuse) return nullptr;
     conns.push_back(std::make_shared<ConnRecord>());
     return std::make_unique<ScriptedProtocol>(hooks, conns.back());

@@ -1,4 +1,5 @@
-// Clock (fake time), deferLater and LoopingCall, on the fake clock and on the real reactor.
+// task::Clock (fake time), deferLater and task::LoopingCall, on the fake clock and on the real
+// reactor.
 #include "reactor/task.h"
 
 #include <gtest/gtest.h>
@@ -16,7 +17,7 @@ namespace twist {
 namespace {
 
 TEST(Clock, RunsCallsWhenAdvanced) {
-  Clock clock;
+  task::Clock clock;
   std::vector<int> order;
   clock.callLater(2, [&] { order.push_back(2); });
   DelayedCall one = clock.callLater(1, [&] { order.push_back(1); });
@@ -35,7 +36,7 @@ TEST(Clock, RunsCallsWhenAdvanced) {
 }
 
 TEST(Clock, CallsScheduledWhileAdvancingRunIfDue) {
-  Clock clock;
+  task::Clock clock;
   int runs = 0;
   clock.callLater(1, [&] {
     ++runs;
@@ -51,7 +52,7 @@ TEST(Clock, CallsScheduledWhileAdvancingRunIfDue) {
 }
 
 TEST(Clock, ExceptionsPropagateOutOfAdvance) {
-  Clock clock;
+  task::Clock clock;
   bool other = false;
   clock.callLater(1, [] { throw std::runtime_error("in a fake-clock call"); });
   clock.callLater(1, [&] { other = true; });
@@ -60,9 +61,9 @@ TEST(Clock, ExceptionsPropagateOutOfAdvance) {
 }
 
 TEST(DeferLater, FiresWithTheResultAndCancels) {
-  Clock clock;
+  task::Clock clock;
   int got = 0;
-  deferLater(clock, 3, [] { return 5; }).addCallback([&](int v) {
+  task::deferLater(clock, 3, [] { return 5; }).addCallback([&](int v) {
     got = v;
     return v;
   });
@@ -72,7 +73,7 @@ TEST(DeferLater, FiresWithTheResultAndCancels) {
   EXPECT_EQ(got, 5);
 
   bool ran = false, cancelled = false;
-  Deferred<void> d = deferLater(clock, 1, [&] { ran = true; });
+  Deferred<void> d = task::deferLater(clock, 1, [&] { ran = true; });
   d.addErrback([&](const Failure& f) { cancelled = f.check<CancelledError>(); });
   d.cancel();
   clock.advance(5);
@@ -82,9 +83,9 @@ TEST(DeferLater, FiresWithTheResultAndCancels) {
 }
 
 TEST(LoopingCall, CallsOnTheGridAndStops) {
-  Clock clock;
+  task::Clock clock;
   std::vector<double> times;
-  LoopingCall lc(clock, [&] { times.push_back(clock.seconds()); });
+  task::LoopingCall lc(clock, [&] { times.push_back(clock.seconds()); });
   bool stopped = false;
   lc.start(1.0).addCallback([&] { stopped = true; });
   EXPECT_TRUE(lc.running());
@@ -100,9 +101,9 @@ TEST(LoopingCall, CallsOnTheGridAndStops) {
 }
 
 TEST(LoopingCall, NotNowWaitsOneInterval) {
-  Clock clock;
+  task::Clock clock;
   int calls = 0;
-  LoopingCall lc(clock, [&] { ++calls; });
+  task::LoopingCall lc(clock, [&] { ++calls; });
   lc.start(2.0, false);
   EXPECT_EQ(calls, 0);
   clock.advance(2);
@@ -111,9 +112,9 @@ TEST(LoopingCall, NotNowWaitsOneInterval) {
 }
 
 TEST(LoopingCall, SkippedIntervalsAreCountedNotBurst) {
-  Clock clock;
+  task::Clock clock;
   std::vector<int> counts;
-  auto lc = LoopingCall::withCount(clock, [&](int n) { counts.push_back(n); });
+  auto lc = task::LoopingCall::withCount(clock, [&](int n) { counts.push_back(n); });
   lc.start(1.0);
   clock.advance(1);    // on time
   clock.advance(3.5);  // late: intervals 2, 3 and 4 passed; one call, told 3
@@ -123,9 +124,9 @@ TEST(LoopingCall, SkippedIntervalsAreCountedNotBurst) {
 }
 
 TEST(LoopingCall, ExceptionStopsItAndErrbacks) {
-  Clock clock;
+  task::Clock clock;
   int calls = 0;
-  LoopingCall lc(clock, [&] {
+  task::LoopingCall lc(clock, [&] {
     if (++calls == 3) throw std::runtime_error("third call fails");
   });
   std::string error;
@@ -137,10 +138,10 @@ TEST(LoopingCall, ExceptionStopsItAndErrbacks) {
 }
 
 TEST(LoopingCall, StopFromInsideTheFunction) {
-  Clock clock;
+  task::Clock clock;
   int calls = 0;
-  std::unique_ptr<LoopingCall> lc;
-  lc = std::make_unique<LoopingCall>(clock, [&] {
+  std::unique_ptr<task::LoopingCall> lc;
+  lc = std::make_unique<task::LoopingCall>(clock, [&] {
     if (++calls == 2) lc->stop();
   });
   bool done = false;
@@ -151,9 +152,9 @@ TEST(LoopingCall, StopFromInsideTheFunction) {
 }
 
 TEST(LoopingCall, NaNOrInfiniteIntervalsAndNaNTimeAreRefused) {
-  Clock clock;
+  task::Clock clock;
   int calls = 0;
-  LoopingCall loop(clock, [&] { ++calls; });
+  task::LoopingCall loop(clock, [&] { ++calls; });
   EXPECT_THROW(loop.start(std::nan("")), std::invalid_argument);
   EXPECT_THROW(loop.start(std::numeric_limits<double>::infinity()), std::invalid_argument);
   EXPECT_THROW(loop.start(-1), std::invalid_argument);
@@ -167,7 +168,7 @@ TEST(LoopingCall, NaNOrInfiniteIntervalsAndNaNTimeAreRefused) {
 TEST(LoopingCall, RunsOnTheRealReactor) {
   Reactor r(testing::quietOptions());
   int calls = 0;
-  LoopingCall lc(r, [&] { ++calls; });
+  task::LoopingCall lc(r, [&] { ++calls; });
   lc.start(0.01);
   ASSERT_TRUE(testing::runUntil(r, [&] { return calls >= 5; }));
   lc.stop();

@@ -7,11 +7,11 @@
 #include <atomic>
 #include <thread>
 
-#include "protocols/echo.h"
-#include "protocols/protocol.h"
 #include "protocols/reconnecting.h"
+#include "protocols/wire.h"
 #include "reactor/clock.h"
 #include "reactor/errors.h"
+#include "reactor/protocol.h"
 #include "reactor/reactor.h"
 #include "tests/test_util.h"
 #include "transports/tcp_connector.h"
@@ -44,7 +44,7 @@ class Greeter : public Protocol {
 class RecordingFactory : public ClientFactory {
  public:
   std::function<std::unique_ptr<Protocol>()> make;
-  std::unique_ptr<Protocol> buildProtocol(const Address& addr) override {
+  std::shared_ptr<Protocol> buildProtocol(const Address& addr) override {
     peer = addr;
     ++built;
     return make ? make() : nullptr;
@@ -66,7 +66,7 @@ class RecordingFactory : public ClientFactory {
 };
 
 uint16_t echoPort(Reactor& r, std::string_view iface = "127.0.0.1") {
-  auto p = r.listenTCP(0, Factory::forProtocol<Echo>(), 50, iface);
+  auto p = r.listenTCP(0, Factory::forProtocol<wire::Echo>(), {.interface = std::string(iface)});
   return p->getHost().port();
 }
 
@@ -84,8 +84,8 @@ TEST(ConnectTCP, ConnectsSendsReceivesAndReportsTheLostConnection) {
   auto f = std::make_shared<RecordingFactory>();
   f->make = [&] { return std::make_unique<Greeter>("hello", 5, &got); };
   auto c = r.connectTCP("127.0.0.1", port, f);
-  EXPECT_EQ(c->state(), Connector::State::Connecting);
-  EXPECT_EQ(c->getDestination(), Address(Address::Family::IPv4, "127.0.0.1", port));
+  EXPECT_EQ(c->state(), IConnector::State::Connecting);
+  EXPECT_EQ(c->getDestination(), Address(IPv4Address{"127.0.0.1", port}));
   ASSERT_TRUE(runUntil(r, [&] { return f->lost == 1; }));
   EXPECT_EQ(got, "hello");
   EXPECT_EQ(f->started, 1);
@@ -95,7 +95,7 @@ TEST(ConnectTCP, ConnectsSendsReceivesAndReportsTheLostConnection) {
   EXPECT_TRUE(f->reason.check<ConnectionDone>());
   EXPECT_EQ(f->starts, 1);
   EXPECT_EQ(f->stops, 1);
-  EXPECT_EQ(c->state(), Connector::State::Disconnected);
+  EXPECT_EQ(c->state(), IConnector::State::Disconnected);
   EXPECT_EQ(c->transport(), nullptr);
 }
 
@@ -142,7 +142,7 @@ TEST(ConnectTCP, TimeoutWhenTheServerNeverAnswers) {
   Reactor r(quietOptions());
   auto f = std::make_shared<RecordingFactory>();
   double start = r.seconds();
-  r.connectTCP("127.0.0.1", port, f, 0.3);
+  r.connectTCP("127.0.0.1", port, f, {.timeout = 0.3});
   ASSERT_TRUE(runUntil(r, [&] { return f->failed == 1; }));
   EXPECT_TRUE(f->reason.check<TimeoutError>()) << f->reason.toString();
   EXPECT_GE(r.seconds() - start, 0.3);
@@ -211,7 +211,7 @@ TEST(ConnectTCP, UnresolvableNameIsADNSLookupError) {
   Reactor r(quietOptions());
   r.setNameservers({dns.address()});
   auto f = std::make_shared<RecordingFactory>();
-  r.connectTCP("no-such-host.invalid", 80, f, 10);
+  r.connectTCP("no-such-host.invalid", 80, f, {.timeout = 10});
   ASSERT_TRUE(runUntil(r, [&] { return f->failed == 1; }));
   EXPECT_TRUE(f->reason.check<DNSLookupError>()) << f->reason.toString();
   EXPECT_NE(f->reason.getErrorMessage().find("no-such-host.invalid"), std::string::npos);
@@ -232,7 +232,7 @@ TEST(ConnectTCP, StopConnectingDuringALookup) {
   r.setNameservers({"127.0.0.1:" + std::to_string(ntohs(sa.sin_port))});
   auto f = std::make_shared<RecordingFactory>();
   {
-    auto c = r.connectTCP("slow.invalid", 80, f, 10);
+    auto c = r.connectTCP("slow.invalid", 80, f, {.timeout = 10});
     testing::runFor(r, 0.05);  // the query is on its way
     c->stopConnecting();
     EXPECT_EQ(f->failed, 1);
@@ -256,10 +256,10 @@ TEST(ConnectTCP, IPv6Loopback) {
   auto f = std::make_shared<RecordingFactory>();
   f->make = [&] { return std::make_unique<Greeter>("v6", 2, &got); };
   auto c = r.connectTCP("::1", port, f);
-  EXPECT_EQ(c->getDestination().family(), Address::Family::IPv6);
+  EXPECT_TRUE(c->getDestination().is<IPv6Address>());
   ASSERT_TRUE(runUntil(r, [&] { return f->lost + f->failed > 0; }));
   EXPECT_EQ(got, "v6");
-  EXPECT_EQ(f->peer.hostPort(), "[::1]:" + std::to_string(port));
+  EXPECT_EQ(f->peer.toString(), "[::1]:" + std::to_string(port));
 }
 
 TEST(ConnectTCP, StopConnectingAndDisconnect) {
@@ -278,7 +278,7 @@ TEST(ConnectTCP, StopConnectingAndDisconnect) {
 
   c->connect();  // try again, and this time disconnect once connected
   EXPECT_THROW(c->connect(), std::logic_error);
-  ASSERT_TRUE(runUntil(r, [&] { return c->state() == Connector::State::Connected; }));
+  ASSERT_TRUE(runUntil(r, [&] { return c->state() == IConnector::State::Connected; }));
   ASSERT_NE(c->transport(), nullptr);
   c->disconnect();
   ASSERT_TRUE(runUntil(r, [&] { return f->lost == 1; }));
@@ -291,12 +291,15 @@ TEST(ConnectTCP, BindAddressAndNoProtocol) {
   Reactor r(quietOptions());
   uint16_t port = echoPort(r);
   auto f = std::make_shared<RecordingFactory>();  // make unset: buildProtocol returns nullptr
-  r.connectTCP("127.0.0.1", port, f, 5, std::make_pair(std::string("127.0.0.1"), uint16_t{0}));
+  r.connectTCP(
+      "127.0.0.1", port, f,
+      {.timeout = 5, .bindAddress = std::make_pair(std::string("127.0.0.1"), uint16_t{0})});
   ASSERT_TRUE(runUntil(r, [&] { return f->failed == 1; }));
   EXPECT_TRUE(f->reason.check<NoProtocol>());
 
   auto g = std::make_shared<RecordingFactory>();
-  r.connectTCP("127.0.0.1", port, g, 5, std::make_pair(std::string("::1"), uint16_t{0}));
+  r.connectTCP("127.0.0.1", port, g,
+               {.timeout = 5, .bindAddress = std::make_pair(std::string("::1"), uint16_t{0})});
   ASSERT_TRUE(runUntil(r, [&] { return g->failed == 1; }));
   EXPECT_TRUE(g->reason.check<ConnectError>()) << "an IPv6 bind address for an IPv4 peer";
 }
@@ -307,11 +310,14 @@ TEST(ConnectTCP, BindFailuresAreConnectBindErrorsWithTheirOwnCause) {
   // A local address that is in use: a listening socket holds it.
   uint16_t busy = echoPort(r);
   auto inUse = std::make_shared<RecordingFactory>();
-  r.connectTCP("127.0.0.1", port, inUse, 5, std::make_pair(std::string("127.0.0.1"), busy));
+  r.connectTCP("127.0.0.1", port, inUse,
+               {.timeout = 5, .bindAddress = std::make_pair(std::string("127.0.0.1"), busy)});
   auto notIp = std::make_shared<RecordingFactory>();
-  r.connectTCP("127.0.0.1", port, notIp, 5, std::make_pair(std::string("nowhere"), uint16_t{0}));
+  r.connectTCP("127.0.0.1", port, notIp,
+               {.timeout = 5, .bindAddress = std::make_pair(std::string("nowhere"), uint16_t{0})});
   auto family = std::make_shared<RecordingFactory>();
-  r.connectTCP("127.0.0.1", port, family, 5, std::make_pair(std::string("::1"), uint16_t{0}));
+  r.connectTCP("127.0.0.1", port, family,
+               {.timeout = 5, .bindAddress = std::make_pair(std::string("::1"), uint16_t{0})});
   ASSERT_TRUE(runUntil(r, [&] { return inUse->failed + notIp->failed + family->failed == 3; }));
   ASSERT_TRUE(inUse->reason.check<ConnectBindError>()) << inUse->reason.toString();
   EXPECT_TRUE(inUse->reason.check<ConnectError>());
@@ -332,7 +338,7 @@ class ImpatientFactory : public ClientFactory {
  public:
   int failures = 0, retries = 0;
   bool insideConnect = false, reportedInside = false;
-  std::unique_ptr<Protocol> buildProtocol(const Address&) override { return nullptr; }
+  std::shared_ptr<Protocol> buildProtocol(const Address&) override { return nullptr; }
   void clientConnectionFailed(IConnector& c, const Failure& reason) override {
     reportedInside |= insideConnect;
     last = reason;
@@ -352,7 +358,9 @@ TEST(ConnectTCP, FailuresComeFromTheLoopSoRetryingAtOnceDoesNotRecurse) {
   auto f = std::make_shared<ImpatientFactory>();
   f->retries = 20000;  // deep enough to overflow the stack if each retry recursed
   f->insideConnect = true;
-  auto c = r.connectTCP("127.0.0.1", port, f, 5, std::make_pair(std::string("127.0.0.1"), busy));
+  auto c =
+      r.connectTCP("127.0.0.1", port, f,
+                   {.timeout = 5, .bindAddress = std::make_pair(std::string("127.0.0.1"), busy)});
   f->insideConnect = false;
   EXPECT_EQ(f->failures, 0) << "reported inside connectTCP";
   ASSERT_TRUE(runUntil(
@@ -367,8 +375,10 @@ TEST(ConnectTCP, HostsAndBindAddressesWithANulByteAreRefused) {
   using namespace std::string_view_literals;
   auto f = std::make_shared<RecordingFactory>();
   EXPECT_THROW(r.connectTCP("localhost\0.example.com"sv, 80, f), std::invalid_argument);
-  EXPECT_THROW(r.connectTCP("127.0.0.1", 80, f, 5,
-                            std::make_pair(std::string("127.0.0.1\0junk", 14), uint16_t{0})),
+  EXPECT_THROW(r.connectTCP("127.0.0.1", 80, f,
+                            {.timeout = 5,
+                             .bindAddress =
+                                 std::make_pair(std::string("127.0.0.1\0junk", 14), uint16_t{0})}),
                std::invalid_argument);
   EXPECT_EQ(f->started, 0);
   EXPECT_EQ(r.selectableCount(), 0u);
@@ -405,7 +415,7 @@ class Persistent : public ClientFactory {
  public:
   int attempts = 0, failed = 0, lost = 0, made = 0;
   int limit = 0;
-  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+  std::shared_ptr<Protocol> buildProtocol(const Address&) override {
     class Hello : public Protocol {
      public:
       explicit Hello(int* made) : made_(made) {}
@@ -468,7 +478,7 @@ TEST(ConnectTCP, AResetRightAfterTheConnectCompletesIsALostConnection) {
   auto f = std::make_shared<RecordingFactory>();
   f->make = [] { return std::make_unique<Protocol>(); };
   gResetOnConnect = listener;
-  r.connectTCP("127.0.0.1", port, f, 5);
+  r.connectTCP("127.0.0.1", port, f, {.timeout = 5});
   ASSERT_TRUE(runUntil(r, [&] { return f->lost + f->failed == 1; }));
   ::close(listener);
   EXPECT_EQ(gResetOnConnect.load(), -1) << "the reset was not staged";
@@ -487,7 +497,7 @@ TEST(ConnectTCP, AServerThatResetsAtOnceIsALostConnectionNotACrash) {
   for (int i = 0; i < kParallel; ++i) {
     factories.push_back(std::make_shared<Persistent>());
     factories.back()->limit = 100;
-    r.connectTCP("127.0.0.1", hostile.port, factories.back(), 5);
+    r.connectTCP("127.0.0.1", hostile.port, factories.back(), {.timeout = 5});
   }
   ASSERT_TRUE(runUntil(
       r,
@@ -510,9 +520,9 @@ TEST(ConnectTCP, ReactorShutdownEndsAttemptsAndConnections) {
     uint16_t port = echoPort(r);
     f->make = [&] { return std::make_unique<Protocol>(); };
     auto live = r.connectTCP("127.0.0.1", port, f);
-    ASSERT_TRUE(runUntil(r, [&] { return live->state() == Connector::State::Connected; }));
+    ASSERT_TRUE(runUntil(r, [&] { return live->state() == IConnector::State::Connected; }));
     NxDomainResponder never;  // answers, but we shut down before evdns even sends
-    r.connectTCP("pending.invalid", 80, g, 10);
+    r.connectTCP("pending.invalid", 80, g, {.timeout = 10});
   }
   EXPECT_EQ(f->lost, 1);
   EXPECT_TRUE(f->reason.check<ConnectionLost>());
@@ -532,7 +542,7 @@ class ReconnectingEcho : public ReconnectingClientFactory {
       ++f->connections;
     }
   };
-  std::unique_ptr<Protocol> buildProtocol(const Address&) override { return std::make_unique<P>(); }
+  std::shared_ptr<Protocol> buildProtocol(const Address&) override { return std::make_unique<P>(); }
   void clientConnectionFailed(IConnector& c, const Failure& r) override {
     ++failures;
     ReconnectingClientFactory::clientConnectionFailed(c, r);
@@ -544,7 +554,7 @@ TEST(ReconnectingClientFactory, ReconnectsWhenTheServerComesBack) {
   Reactor r(quietOptions());
   testing::LogCaptureScope quiet;  // whatever is logged goes to the capture, not stderr
   auto listen = [&](uint16_t port) {
-    return r.listenTCP(port, Factory::forProtocol<Echo>(), 50, "127.0.0.1");
+    return r.listenTCP(port, Factory::forProtocol<wire::Echo>(), {.interface = "127.0.0.1"});
   };
   auto port = listen(0);
   uint16_t p = port->getHost().port();
@@ -570,7 +580,7 @@ TEST(ReconnectingClientFactory, ReconnectsWhenTheServerComesBack) {
   // stopTrying: a lost connection is not retried any more.
   f->stopTrying();
   c->disconnect();
-  ASSERT_TRUE(runUntil(r, [&] { return c->state() == Connector::State::Disconnected; }));
+  ASSERT_TRUE(runUntil(r, [&] { return c->state() == IConnector::State::Disconnected; }));
   testing::runFor(r, 0.15);
   EXPECT_EQ(f->connections, 2);
   EXPECT_FALSE(f->pendingRetry().active());
@@ -578,7 +588,7 @@ TEST(ReconnectingClientFactory, ReconnectsWhenTheServerComesBack) {
 
 TEST(ReconnectingClientFactory, BackoffGrowsByFactorUpToMaxDelayAndStopsAtMaxRetries) {
   // The delays are computed from the fake clock; the connector only fails (refused).
-  Clock clock;  // outlives the reactor, whose shutdown may still make the factory retry
+  task::Clock clock;  // outlives the reactor, whose shutdown may still make the factory retry
   Reactor r(quietOptions());
   auto f = std::make_shared<ReconnectingEcho>(clock);
   f->initialDelay = 1;
@@ -600,7 +610,7 @@ TEST(ReconnectingClientFactory, BackoffGrowsByFactorUpToMaxDelayAndStopsAtMaxRet
 }
 
 TEST(ReconnectingClientFactory, JitterSpreadsTheDelay) {
-  Clock clock;
+  task::Clock clock;
   Reactor r(quietOptions());
   auto f = std::make_shared<ReconnectingEcho>(clock);
   f->initialDelay = 100;

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
-#include "protocols/echo.h"
+#include "protocols/wire.h"
 #include "reactor/reactor.h"
 #include "tests/test_util.h"
 #include "transports/tcp_port.h"
@@ -45,7 +45,7 @@ bool closedByServer(int fd) {
 TEST(TcpPort, RunningOutOfDescriptorsDoesNotSpinAndServingResumes) {
   LogCaptureScope logs;
   Reactor r(quietOptions());
-  auto port = r.listenTCP(0, Factory::forProtocol<Echo>(), 50, "127.0.0.1");
+  auto port = r.listenTCP(0, Factory::forProtocol<wire::Echo>(), {.interface = "127.0.0.1"});
   uint16_t p = port->getHost().port();
 
   // Clients need descriptors too: make them first. Their connects complete in the backlog.

@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <optional>
 
-#include "protocols/echo.h"
-#include "protocols/protocol.h"
+#include "protocols/wire.h"
 #include "reactor/errors.h"
+#include "reactor/protocol.h"
 #include "reactor/reactor.h"
 #include "tests/scripted.h"
 #include "tests/test_util.h"
@@ -42,7 +42,7 @@ TEST(HalfClose, ThePeersFinAfterLoseWriteConnectionLosesNothing) {
     p.transport()->write(big);
     p.transport()->loseWriteConnection();
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   std::string got;
   bool eof = false;
   ClientThread client([&] {
@@ -106,7 +106,8 @@ class HalfCloser : public Protocol, public IHalfCloseableProtocol {
 TEST(HalfClose, AHalfCloseableProtocolWritesAfterThePeersFin) {
   Reactor r(quietOptions());
   HalfCloser::Record rec;
-  auto port = r.listenTCP(0, Factory::forProtocol<HalfCloser>(&rec, false), 50, "127.0.0.1");
+  auto port =
+      r.listenTCP(0, Factory::forProtocol<HalfCloser>(&rec, false), {.interface = "127.0.0.1"});
   std::string got;
   bool eof = false;
   ClientThread client([&] {
@@ -127,7 +128,8 @@ TEST(HalfClose, AHalfCloseableProtocolWritesAfterThePeersFin) {
 TEST(HalfClose, WriteConnectionLostComesFromTheLoopAndBothHalvesEndTheConnection) {
   Reactor r(quietOptions());
   HalfCloser::Record rec;
-  auto port = r.listenTCP(0, Factory::forProtocol<HalfCloser>(&rec, true), 50, "127.0.0.1");
+  auto port =
+      r.listenTCP(0, Factory::forProtocol<HalfCloser>(&rec, true), {.interface = "127.0.0.1"});
   std::string got;
   bool eof = false;
   std::atomic<bool> sawEof{false};
@@ -185,7 +187,7 @@ class Relay : public Protocol, public IHalfCloseableProtocol {
       : backendPort_(backendPort), reactor_(reactor) {}
   void connectionMade() override {
     auto factory = std::make_shared<LegFactory>(this);
-    connector_ = reactor_->connectTCP("127.0.0.1", backendPort_, factory, 5);
+    connector_ = reactor_->connectTCP("127.0.0.1", backendPort_, factory, {.timeout = 5});
   }
   void dataReceived(std::string_view d) override {
     if (back_ != nullptr) {
@@ -220,7 +222,7 @@ class Relay : public Protocol, public IHalfCloseableProtocol {
   class LegFactory : public ClientFactory {
    public:
     explicit LegFactory(Relay* front) : front_(front) {}
-    std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+    std::shared_ptr<Protocol> buildProtocol(const Address&) override {
       return std::make_unique<RelayBackendLeg>(front_);
     }
 
@@ -257,8 +259,9 @@ std::string run(const std::string& command) {
 
 TEST(HalfClose, ARelayPassesTheClientsFinThroughAndTheReplyBack) {
   Reactor r(quietOptions());
-  auto backend = r.listenTCP(0, Factory::forProtocol<Backend>(), 50, "127.0.0.1");
-  auto relay = r.listenTCP(0, Factory::forProtocol<Relay>(portOf(backend), &r), 50, "127.0.0.1");
+  auto backend = r.listenTCP(0, Factory::forProtocol<Backend>(), {.interface = "127.0.0.1"});
+  auto relay =
+      r.listenTCP(0, Factory::forProtocol<Relay>(portOf(backend), &r), {.interface = "127.0.0.1"});
   std::string got;
   ClientThread client([&] {
     got = run("printf 'GET r\\n' | timeout 20 nc -N 127.0.0.1 " + std::to_string(portOf(relay)));
@@ -278,7 +281,7 @@ TEST(WriteBufferLimits, AnEchoClientThatNeverReadsIsStoppedNotBuffered) {
     p.transport()->write(d);
     mostBuffered = std::max(mostBuffered, p.transport()->bufferedSize());
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   constexpr size_t kFlood = 256 << 20;
   size_t sent = 0;
   std::string echoed;
@@ -325,7 +328,7 @@ TEST(WriteBufferLimits, ACapAbortsAConnectionWhosePeerDoesNotRead) {
     p.transport()->setWriteBufferLimits({.hardCap = kCap});
     push(&p);
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   int fd = connectTo(portOf(port));
   ASSERT_TRUE(runUntil(r, [&] { return f->lostCount() == 1; }));
   ::close(fd);
@@ -334,7 +337,7 @@ TEST(WriteBufferLimits, ACapAbortsAConnectionWhosePeerDoesNotRead) {
   EXPECT_TRUE(reason.check<ConnectionLost>());
   EXPECT_EQ(reason.get<WriteBufferFullError>()->cap(), kCap);
   EXPECT_LE(mostBuffered, kCap);
-  EXPECT_EQ(logs->count(f->conns[0]->peer.hostPort()), 1);
+  EXPECT_EQ(logs->count(f->conns[0]->peer.toString()), 1);
 }
 
 TEST(WriteBufferLimits, LimitsAreValidatedAndCanBeLifted) {
@@ -353,7 +356,7 @@ TEST(WriteBufferLimits, LimitsAreValidatedAndCanBeLifted) {
                                          .hardCap = WriteBufferLimits::kNoLimit});
     seen = p.transport()->writeBufferLimits();
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   int fd = connectTo(portOf(port));
   ASSERT_TRUE(runUntil(r, [&] { return f->conns.size() == 1; }));
   ::close(fd);
@@ -385,7 +388,7 @@ TEST(Producers, ATransportIsTheProducerOfAnotherConnection) {
   f->hooks.lost = [&](Protocol& p, const Failure&) {
     if (&p == in) in = nullptr;
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   int writer = connectTo(portOf(port));
   ASSERT_TRUE(runUntil(r, [&] { return in != nullptr; }));
   int reader = connectTo(portOf(port));
@@ -444,8 +447,9 @@ TEST(Producers, AProducerIsUnregisteredWhenItIsDestroyed) {
   ITransport* target = nullptr;
   auto sink = std::make_shared<ScriptedFactory>();
   sink->hooks.made = [&](Protocol& p) { target = p.transport(); };
-  auto sinkPort = r.listenTCP(0, sink, 50, "127.0.0.1");
-  auto feederPort = r.listenTCP(0, Factory::forProtocol<Feeder>(&target), 50, "127.0.0.1");
+  auto sinkPort = r.listenTCP(0, sink, {.interface = "127.0.0.1"});
+  auto feederPort =
+      r.listenTCP(0, Factory::forProtocol<Feeder>(&target), {.interface = "127.0.0.1"});
   int sinkClient = connectTo(portOf(sinkPort));
   ASSERT_TRUE(runUntil(r, [&] { return target != nullptr; }));
   int feederClient = connectTo(portOf(feederPort));
@@ -468,7 +472,7 @@ TEST(KeepAlive, TimesAreSetOnTheSocket) {
   f->hooks.made = [&](Protocol& p) {
     p.transport()->setTcpKeepAliveTimes(30, 5, 3);
     on = p.transport()->getTcpKeepAlive();
-    int fd = static_cast<Connection*>(p.transport())->fileno();
+    int fd = static_cast<tcp::Connection*>(p.transport())->fileno();
     socklen_t len = sizeof(int);
     ::getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len);
     ::getsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, &len);
@@ -479,7 +483,7 @@ TEST(KeepAlive, TimesAreSetOnTheSocket) {
       rejected = true;
     }
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   int fd = connectTo(portOf(port));
   ASSERT_TRUE(runUntil(r, [&] { return f->conns.size() == 1; }));
   ::close(fd);

@@ -10,9 +10,9 @@
 #include <cstring>
 #include <random>
 
-#include "protocols/echo.h"
-#include "protocols/protocol.h"
+#include "protocols/wire.h"
 #include "reactor/errors.h"
+#include "reactor/protocol.h"
 #include "reactor/reactor.h"
 #include "tests/scripted.h"
 #include "tests/test_util.h"
@@ -40,7 +40,7 @@ using testing::sendAll;
 
 TEST(Tcp, EchoIsByteExactFromOneByteTo16MiB) {
   Reactor r(quietOptions());
-  auto port = r.listenTCP(0, Factory::forProtocol<Echo>(), 50, "127.0.0.1");
+  auto port = r.listenTCP(0, Factory::forProtocol<wire::Echo>(), {.interface = "127.0.0.1"});
   uint16_t p = portOf(port);
   ASSERT_NE(p, 0);
   std::vector<size_t> sizes = {1, 2, 100, 4095, 4096, 4097, 65535, 65536, 65537, 1 << 20, 16 << 20};
@@ -60,7 +60,7 @@ TEST(Tcp, HundredConcurrentClients) {
   Reactor r(quietOptions());
   auto f = std::make_shared<ScriptedFactory>();
   f->hooks.data = [](Protocol& p, std::string_view d) { p.transport()->write(d); };
-  auto port = r.listenTCP(0, f, 128, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1", .backlog = 128});
   constexpr int kClients = 100;
   int good = 0;
   ClientThread client([&] {
@@ -83,7 +83,7 @@ TEST(Tcp, HundredConcurrentClients) {
 TEST(Tcp, PeerCloseGivesConnectionDone) {
   Reactor r(quietOptions());
   auto f = std::make_shared<ScriptedFactory>();
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   int fd = connectTo(portOf(port));
   sendAll(fd, "bye");
   ::close(fd);
@@ -97,7 +97,7 @@ TEST(Tcp, PeerCloseGivesConnectionDone) {
 TEST(Tcp, PeerResetGivesConnectionLostWithTheOsError) {
   Reactor r(quietOptions());
   auto f = std::make_shared<ScriptedFactory>();
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   int fd = connectTo(portOf(port));
   sendAll(fd, "x");
   ASSERT_TRUE(runUntil(r, [&] { return !f->conns.empty() && f->conns[0]->data == "x"; }));
@@ -125,7 +125,7 @@ TEST(Tcp, LoseConnectionDeliversEverythingWrittenBeforeIt) {
     p.transport()->write("written after loseConnection: ignored");
     p.transport()->loseConnection();  // idempotent
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   std::string got;
   bool eof = false;
   ClientThread client([&] {
@@ -156,7 +156,7 @@ TEST(Tcp, AbortConnectionDropsUnsentDataAndReportsLater) {
     p.transport()->abortConnection();  // idempotent
     p.transport()->write("after abort: ignored");
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   int fd = connectTo(portOf(port));
   ASSERT_TRUE(runUntil(r, [&] { return f->lostCount() == 1; }));
   std::string got = recvUntilEof(fd, nullptr, 20);
@@ -176,7 +176,7 @@ TEST(Tcp, LoseConnectionFromInsideDataReceived) {
     p.transport()->write(d);
     p.transport()->loseConnection();
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   std::string got;
   bool eof = false;
   ClientThread client([&] {
@@ -201,7 +201,7 @@ TEST(Tcp, AbortFromInsideDataReceived) {
     p.transport()->write("ignored");
     lostDuringCallback = f->conns[0]->lost;
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   int fd = connectTo(portOf(port));
   sendAll(fd, "trigger");
   ASSERT_TRUE(runUntil(r, [&] { return f->lostCount() == 1; }));
@@ -221,7 +221,7 @@ TEST(Tcp, WritesDuringConnectionLostAreIgnored) {
     p.transport()->loseConnection();
     p.transport()->abortConnection();
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   int fd = connectTo(portOf(port));
   ::close(fd);
   ASSERT_TRUE(runUntil(r, [&] { return f->lostCount() == 1; }));
@@ -233,7 +233,7 @@ TEST(Tcp, BuildProtocolReturningNullRefusesTheConnection) {
   Reactor r(quietOptions());
   auto f = std::make_shared<ScriptedFactory>();
   f->refuse = true;
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   std::string got = "unset";
   ClientThread client([&] {
     int fd = connectTo(portOf(port));
@@ -253,13 +253,13 @@ TEST(Tcp, StopListeningFromInsideBuildProtocol) {
   class OneShot : public ServerFactory {
    public:
     explicit OneShot(std::shared_ptr<IListeningPort>* port) : port_(port) {}
-    std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+    std::shared_ptr<Protocol> buildProtocol(const Address&) override {
       (*port_)->stopListening();
-      return std::make_unique<Echo>();
+      return std::make_unique<wire::Echo>();
     }
     std::shared_ptr<IListeningPort>* port_;
   };
-  port = r.listenTCP(0, std::make_shared<OneShot>(&port), 50, "127.0.0.1");
+  port = r.listenTCP(0, std::make_shared<OneShot>(&port), {.interface = "127.0.0.1"});
   uint16_t p = portOf(port);
   std::string got;
   ClientThread client([&] {
@@ -277,8 +277,8 @@ TEST(Tcp, StopListeningFromInsideBuildProtocol) {
 TEST(Tcp, StartAndStopFactoryCountPorts) {
   Reactor r(quietOptions());
   auto f = std::make_shared<ScriptedFactory>();
-  auto a = r.listenTCP(0, f, 50, "127.0.0.1");
-  auto b = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto a = r.listenTCP(0, f, {.interface = "127.0.0.1"});
+  auto b = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   EXPECT_EQ(f->starts, 1);
   EXPECT_EQ(f->numPorts(), 2);
   a->stopListening();
@@ -287,7 +287,7 @@ TEST(Tcp, StartAndStopFactoryCountPorts) {
   EXPECT_EQ(f->stops, 0);
   b->stopListening();
   EXPECT_EQ(f->stops, 1);
-  auto c = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto c = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   EXPECT_EQ(f->starts, 2);
 }
 
@@ -295,14 +295,14 @@ TEST(Tcp, StopListeningThenListenAgainOnTheSamePort) {
   Reactor r(quietOptions());
   auto f = std::make_shared<ScriptedFactory>();
   f->hooks.data = [](Protocol& p, std::string_view d) { p.transport()->write(d); };
-  auto first = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto first = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   uint16_t p = portOf(first);
   int fd = connectTo(p);  // a connection that outlives the port
   ASSERT_TRUE(runUntil(r, [&] { return f->conns.size() == 1; }));
   first->stopListening();
   EXPECT_FALSE(first->listening());
   EXPECT_EQ(first->getHost().port(), p);  // the handle stays usable
-  auto second = r.listenTCP(p, f, 50, "127.0.0.1");
+  auto second = r.listenTCP(p, f, {.interface = "127.0.0.1"});
   EXPECT_EQ(portOf(second), p);
   std::string got;
   ClientThread client([&] {
@@ -320,10 +320,10 @@ TEST(Tcp, StopListeningThenListenAgainOnTheSamePort) {
 
 TEST(Tcp, AddressInUseIsAClearError) {
   Reactor r(quietOptions());
-  auto port = r.listenTCP(0, Factory::forProtocol<Echo>(), 50, "127.0.0.1");
+  auto port = r.listenTCP(0, Factory::forProtocol<wire::Echo>(), {.interface = "127.0.0.1"});
   uint16_t p = portOf(port);
   try {
-    r.listenTCP(p, Factory::forProtocol<Echo>(), 50, "127.0.0.1");
+    r.listenTCP(p, Factory::forProtocol<wire::Echo>(), {.interface = "127.0.0.1"});
     FAIL() << "expected CannotListenError";
   } catch (const CannotListenError& e) {
     EXPECT_EQ(e.osError(), EADDRINUSE);
@@ -332,7 +332,8 @@ TEST(Tcp, AddressInUseIsAClearError) {
     EXPECT_NE(what.find("127.0.0.1:" + std::to_string(p)), std::string::npos) << what;
     EXPECT_NE(what.find("Address already in use"), std::string::npos) << what;
   }
-  EXPECT_THROW(r.listenTCP(0, Factory::forProtocol<Echo>(), 50, "not-an-ip"), CannotListenError);
+  EXPECT_THROW(r.listenTCP(0, Factory::forProtocol<wire::Echo>(), {.interface = "not-an-ip"}),
+               CannotListenError);
 }
 
 TEST(Tcp, ExceptionInDataReceivedIsLoggedAndAbortsOnlyThatConnection) {
@@ -343,11 +344,11 @@ TEST(Tcp, ExceptionInDataReceivedIsLoggedAndAbortsOnlyThatConnection) {
     if (d.find("bad") != std::string_view::npos) throw std::runtime_error("cannot parse bad input");
     p.transport()->write(d);
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   int bad = connectTo(portOf(port));
   sendAll(bad, "bad");
   ASSERT_TRUE(runUntil(r, [&] { return f->lostCount() == 1; }));
-  std::string peer = f->conns[0]->peer.hostPort();
+  std::string peer = f->conns[0]->peer.toString();
   ::close(bad);
   std::string got;
   ClientThread client([&] {
@@ -369,7 +370,7 @@ TEST(Tcp, ExceptionInConnectionMadeAbortsTheConnection) {
   Reactor r(quietOptions());
   auto f = std::make_shared<ScriptedFactory>();
   f->hooks.made = [](Protocol&) { throw std::logic_error("refusing in connectionMade"); };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   int fd = connectTo(portOf(port));
   ASSERT_TRUE(runUntil(r, [&] { return f->lostCount() == 1; }));
   ::close(fd);
@@ -388,7 +389,7 @@ TEST(Tcp, AddressesAndSocketOptions) {
     noDelay = p.transport()->getTcpNoDelay();
     keepAlive = p.transport()->getTcpKeepAlive();
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   int fd = connectTo(portOf(port));
   sockaddr_in local{};
   socklen_t len = sizeof local;
@@ -397,11 +398,11 @@ TEST(Tcp, AddressesAndSocketOptions) {
   ::close(fd);
   ASSERT_TRUE(runUntil(r, [&] { return f->lostCount() == 1; }));
   const ConnRecord& c = *f->conns[0];
-  EXPECT_EQ(c.host, Address(Address::Family::IPv4, "127.0.0.1", portOf(port)));
+  EXPECT_EQ(c.host, Address(IPv4Address{"127.0.0.1", portOf(port)}));
   EXPECT_EQ(c.peer.port(), ntohs(local.sin_port));
   EXPECT_EQ(c.peer.host(), "127.0.0.1");
-  EXPECT_EQ(c.host.toString(),
-            "IPv4Address(type='TCP', host='127.0.0.1', port=" + std::to_string(portOf(port)) + ")");
+  EXPECT_EQ(c.host.repr(),
+            "IPv4Address(host='127.0.0.1', port=" + std::to_string(portOf(port)) + ")");
   EXPECT_TRUE(noDelay);
   EXPECT_TRUE(keepAlive);
 }
@@ -417,7 +418,7 @@ TEST(Tcp, WriteSequenceSendsThePiecesInOrder) {
     p.transport()->writeSequence(more);
     p.transport()->loseConnection();
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   std::string got;
   ClientThread client([&] {
     int fd = connectTo(portOf(port));
@@ -438,7 +439,7 @@ TEST(Tcp, PauseAndResumeProducing) {
     transport->pauseProducing();
   };
   f->hooks.lost = [&](Protocol&, const Failure&) { transport = nullptr; };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   int fd = connectTo(portOf(port));
   sendAll(fd, "held back");
   ASSERT_TRUE(runUntil(r, [&] { return transport != nullptr; }));
@@ -501,13 +502,14 @@ TEST(Tcp, StreamingProducerIsPausedAndResumed) {
   class PusherFactory : public ServerFactory {
    public:
     PusherFactory(Reactor* r, Stats* s) : r_(r), s_(s) {}
-    std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+    std::shared_ptr<Protocol> buildProtocol(const Address&) override {
       return std::make_unique<Pusher>(r_, s_);
     }
     Reactor* r_;
     Stats* s_;
   };
-  auto port = r.listenTCP(0, std::make_shared<PusherFactory>(&r, &stats), 50, "127.0.0.1");
+  auto port =
+      r.listenTCP(0, std::make_shared<PusherFactory>(&r, &stats), {.interface = "127.0.0.1"});
   std::string got;
   std::atomic<bool> go{false};
   ClientThread client([&] {
@@ -545,7 +547,7 @@ TEST(Tcp, ProducerIsStoppedWhenTheConnectionEnds) {
     void stopProducing() override { ++*stops_; }
     int* stops_;
   };
-  auto port = r.listenTCP(0, Factory::forProtocol<Idle>(&stops), 50, "127.0.0.1");
+  auto port = r.listenTCP(0, Factory::forProtocol<Idle>(&stops), {.interface = "127.0.0.1"});
   int fd = connectTo(portOf(port));
   testing::runFor(r, 0.05);
   ::close(fd);
@@ -559,7 +561,7 @@ TEST(Tcp, LoseWriteConnectionHalfCloses) {
     p.transport()->write("half");
     p.transport()->loseWriteConnection();
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   std::string got;
   bool eof = false;
   ClientThread client([&] {
@@ -580,7 +582,7 @@ TEST(Tcp, LoseWriteConnectionHalfCloses) {
 TEST(Tcp, StopClosesPortsAfterBeforeShutdownTriggersAndLosesConnections) {
   Reactor r(quietOptions());
   auto f = std::make_shared<ScriptedFactory>();
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   int fd = connectTo(portOf(port));
   bool listeningBefore = false, connectedBefore = false;
   r.addSystemEventTrigger("before", "shutdown", [&] {
@@ -613,7 +615,7 @@ TEST(Tcp, DestroyingTheReactorEndsConnectionsOnce) {
   int fd;
   {
     Reactor r(quietOptions());
-    port = r.listenTCP(0, f, 50, "127.0.0.1");
+    port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
     fd = connectTo(portOf(port));
     ASSERT_TRUE(runUntil(r, [&] { return f->conns.size() == 1; }));
   }
@@ -628,12 +630,12 @@ TEST(Tcp, ListensOnIPv6Loopback) {
   Reactor r(quietOptions());
   std::shared_ptr<IListeningPort> port;
   try {
-    port = r.listenTCP(0, Factory::forProtocol<Echo>(), 50, "::1");
+    port = r.listenTCP(0, Factory::forProtocol<wire::Echo>(), {.interface = "::1"});
   } catch (const CannotListenError& e) {
     GTEST_SKIP() << "no IPv6 loopback here: " << e.what();
   }
-  EXPECT_EQ(port->getHost().family(), Address::Family::IPv6);
-  EXPECT_EQ(port->getHost().hostPort(), "[::1]:" + std::to_string(portOf(port)));
+  EXPECT_TRUE(port->getHost().is<IPv6Address>());
+  EXPECT_EQ(port->getHost().toString(), "[::1]:" + std::to_string(portOf(port)));
   std::string got;
   ClientThread client([&] {
     sockaddr_in6 sa{};
@@ -671,7 +673,7 @@ class RoomFactory : public ServerFactory {
     std::shared_ptr<bool> alive_;
   };
   ~RoomFactory() override { *alive = false; }
-  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
+  std::shared_ptr<Protocol> buildProtocol(const Address&) override {
     ++built;
     return std::make_unique<Member>(alive);
   }
@@ -686,7 +688,8 @@ TEST(Tcp, ConnectionsKeepTheirFactoryAliveAfterStopListening) {
   auto factory = std::make_shared<RoomFactory>();
   std::shared_ptr<bool> alive = factory->alive;
   RoomFactory* raw = factory.get();
-  auto port = r.listenTCP(0, std::move(factory), 50, "127.0.0.1");  // the port is its only owner
+  auto port =
+      r.listenTCP(0, std::move(factory), {.interface = "127.0.0.1"});  // the port is its only owner
   int fd = connectTo(portOf(port));
   ASSERT_TRUE(runUntil(r, [&] { return raw->built == 1; }));
   port->stopListening();
@@ -704,8 +707,8 @@ class ThrowingFactory : public ServerFactory {
  public:
   bool throwOnStart = false, throwOnStop = false;
   int starts = 0, stops = 0;
-  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
-    return std::make_unique<Echo>();
+  std::shared_ptr<Protocol> buildProtocol(const Address&) override {
+    return std::make_unique<wire::Echo>();
   }
   void startFactory() override {
     ++starts;
@@ -719,18 +722,18 @@ class ThrowingFactory : public ServerFactory {
 
 TEST(Tcp, StartFactoryThrowingInsideListenTCPLeavesNothingListening) {
   Reactor r(quietOptions());
-  auto probe = r.listenTCP(0, Factory::forProtocol<Echo>(), 50, "127.0.0.1");
+  auto probe = r.listenTCP(0, Factory::forProtocol<wire::Echo>(), {.interface = "127.0.0.1"});
   uint16_t p = portOf(probe);
   probe->stopListening();
   size_t before = r.selectableCount();
   auto f = std::make_shared<ThrowingFactory>();
   f->throwOnStart = true;
-  EXPECT_THROW(r.listenTCP(p, f, 50, "127.0.0.1"), std::runtime_error);
+  EXPECT_THROW(r.listenTCP(p, f, {.interface = "127.0.0.1"}), std::runtime_error);
   EXPECT_EQ(r.selectableCount(), before);
   EXPECT_EQ(f->numPorts(), 0);
   EXPECT_THROW(connectTo(p), std::runtime_error);  // refused: nothing listens
   f->throwOnStart = false;
-  auto again = r.listenTCP(p, f, 50, "127.0.0.1");
+  auto again = r.listenTCP(p, f, {.interface = "127.0.0.1"});
   EXPECT_EQ(f->starts, 2);
   EXPECT_EQ(f->numPorts(), 1);
 }
@@ -740,12 +743,12 @@ TEST(Tcp, StopFactoryThrowingIsLoggedAndTheShutdownGoesOn) {
   Reactor r(quietOptions());
   auto f = std::make_shared<ThrowingFactory>();
   f->throwOnStop = true;
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   EXPECT_NO_THROW(port->stopListening());
   EXPECT_EQ(f->stops, 1);
   EXPECT_FALSE(port->listening());
   // Again through the reactor's shutdown, which used to unwind out of the loop and abort.
-  auto second = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto second = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   bool after = false;
   r.addSystemEventTrigger("after", "shutdown", [&] { after = true; });
   r.callWhenRunning([&] { r.stop(); });
@@ -764,7 +767,7 @@ TEST(Tcp, AnExceptionAfterAbortOrLoseConnectionIsTheReasonConnectionLostGets) {
     if (d == "lose") p.transport()->loseConnection();
     throw std::runtime_error("thrown after " + std::string(d));
   };
-  auto port = r.listenTCP(0, f, 50, "127.0.0.1");
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   for (std::string how : {"abort", "lose"}) {
     int fd = connectTo(portOf(port));
     sendAll(fd, how);
@@ -789,12 +792,12 @@ TEST(Tcp, StopListeningFromInsideConnectionMadeFreesThePortAtOnce) {
     port->stopListening();
     try {
       // Inside the port's own accept callback: the port must be free already.
-      rebound = r.listenTCP(p, Factory::forProtocol<Echo>(), 50, "127.0.0.1");
+      rebound = r.listenTCP(p, Factory::forProtocol<wire::Echo>(), {.interface = "127.0.0.1"});
     } catch (const CannotListenError& e) {
       error = e.what();
     }
   };
-  port = r.listenTCP(0, f, 50, "127.0.0.1");
+  port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
   int fd = connectTo(portOf(port));
   ASSERT_TRUE(runUntil(r, [&] { return f->conns.size() == 1; }));
   ::close(fd);
@@ -816,7 +819,8 @@ TEST(Tcp, AnInterfaceWithANulByteIsRefused) {
   Reactor r(quietOptions());
   using namespace std::string_view_literals;
   try {
-    r.listenTCP(0, Factory::forProtocol<Echo>(), 50, "127.0.0.1\0.example.com"sv);
+    r.listenTCP(0, Factory::forProtocol<wire::Echo>(),
+                {.interface = std::string("127.0.0.1\0.example.com"sv)});
     FAIL() << "listened on a truncated interface";
   } catch (const CannotListenError& e) {
     EXPECT_NE(std::string(e.what()).find("NUL"), std::string::npos) << e.what();
@@ -837,7 +841,7 @@ TEST(Tcp, TheDefaultBacklogIsTheSystemMaximum) {
   constexpr int kClients = 300;
   if (somaxconn() < kClients) GTEST_SKIP() << "somaxconn is " << somaxconn();
   Reactor r(quietOptions());
-  auto port = r.listenTCP(0, Factory::forProtocol<Echo>(), kDefaultBacklog, "127.0.0.1");
+  auto port = r.listenTCP(0, Factory::forProtocol<wire::Echo>(), {.interface = "127.0.0.1"});
   // Nobody accepts (the reactor does not run): every handshake must still complete in the
   // kernel's accept queue. With a backlog of 50 the 52nd SYN is dropped and retried a second
   // later, again and again.

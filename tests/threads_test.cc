@@ -149,7 +149,8 @@ TEST(BlockingCallFromThread, ReturnsValuesDeferredResultsAndExceptions) {
   std::string error;
   std::thread t([&] {
     plain = blockingCallFromThread(r, [&] { return r.isInReactorThread() ? 1 : -1; });
-    deferred = blockingCallFromThread(r, [&] { return deferLater(r, 0.01, [] { return 2; }); });
+    deferred =
+        blockingCallFromThread(r, [&] { return task::deferLater(r, 0.01, [] { return 2; }); });
     try {
       blockingCallFromThread(r, []() -> int { throw std::runtime_error("on the reactor"); });
     } catch (const std::runtime_error& e) {

@@ -8,14 +8,16 @@
 #include <ctime>
 #include <mutex>
 
-#include "protocols/echo.h"
 #include "protocols/testing/string_transport.h"
+#include "protocols/wire.h"
 #include "reactor/reactor.h"
 #include "tests/test_util.h"
 #include "transports/tcp_port.h"
 
 namespace twist {
 namespace {
+
+using namespace twist::wire;  // the protocols under test
 
 TEST(Wire, DiscardIgnoresEverything) {
   StringTransport t;
@@ -86,7 +88,8 @@ TEST(Wire, ChargenFlowControlOverARealSocket) {
     }
     size_t* most_;
   };
-  auto port = r.listenTCP(0, Factory::forProtocol<Watched>(&mostBuffered), 50, "127.0.0.1");
+  auto port =
+      r.listenTCP(0, Factory::forProtocol<Watched>(&mostBuffered), {.interface = "127.0.0.1"});
   // The client thread writes `first` and `rest`; this thread reads them only once the flag or
   // done() (both atomic) say the writing is over.
   std::string first, rest;
@@ -124,7 +127,7 @@ TEST(Wire, ChargenFlowControlOverARealSocket) {
 
 // Each server over a real socket: what a client reads until the server closes.
 std::string fetch(Reactor& r, std::shared_ptr<ServerFactory> f, const std::string& send = "") {
-  auto port = r.listenTCP(0, std::move(f), 50, "127.0.0.1");
+  auto port = r.listenTCP(0, std::move(f), {.interface = "127.0.0.1"});
   std::string got;
   testing::ClientThread client([&] {
     int fd = testing::connectTo(port->getHost().port());

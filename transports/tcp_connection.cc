@@ -17,9 +17,9 @@
 #include "reactor/errors.h"
 #include "reactor/guard.h"
 #include "reactor/log.h"
-#include "reactor/reactor.h"
+#include "reactor/reactor_base.h"
 
-namespace twist {
+namespace twist::tcp {
 namespace {
 
 bool wouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
@@ -39,16 +39,14 @@ void arm(event* e, bool& armed, bool want) {
 
 }  // namespace
 
-Connection::Connection(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol,
-                       std::shared_ptr<Factory> factory, Address host, Address peer,
-                       const char* logSystem)
+Connection::Connection(ReactorBase& reactor, int fd, std::shared_ptr<Protocol> protocol,
+                       Address host, Address peer, const char* logSystem)
     : reactor_(reactor),
       protocol_(std::move(protocol)),
       fd_(fd),
       host_(std::move(host)),
       peer_(std::move(peer)),
-      logSystem_(logSystem),
-      factory_(std::move(factory)) {
+      logSystem_(logSystem) {
   event_base* base = reactor_.eventBase();
   readEvent_ = event_new(base, fd_, EV_READ | EV_PERSIST, &Connection::onReadable, this);
   writeEvent_ = event_new(base, fd_, EV_WRITE | EV_PERSIST, &Connection::onWritable, this);
@@ -57,7 +55,6 @@ Connection::Connection(Reactor& reactor, int fd, std::unique_ptr<Protocol> proto
 }
 
 Connection::~Connection() {
-  protocol_.reset();  // before factory_: a protocol may use its factory until it is gone
   if (producer_ != nullptr) linkProducer(*producer_, nullptr);
   event_free(readEvent_);
   event_free(writeEvent_);
@@ -77,7 +74,7 @@ void Connection::start() {
 }
 
 void Connection::logError(const std::string& message) const {
-  log::error(logSystem_, message + " (peer " + peer_.hostPort() + ")");
+  log::error(logSystem_, message + " (peer " + peer_.toString() + ")");
 }
 
 void Connection::failFromCallback(const char* where) {
@@ -123,7 +120,7 @@ void Connection::handleRead() {
   // libevent's evbuffer_read stops at 4096 bytes per call, and an evbuffer drained after every
   // delivery frees and reallocates its chain on each read; bench/ measures the difference.
   char* buf = reactor_.readBuffer();
-  ssize_t n = ::read(fd_, buf, Reactor::kReadBufferSize);
+  ssize_t n = ::read(fd_, buf, ReactorBase::kReadBufferSize);
   if (n > 0) {
     try {
       protocol_->dataReceived(std::string_view(buf, static_cast<size_t>(n)));
@@ -188,7 +185,7 @@ bool Connection::overCap(size_t more) {
   size_t buffered = evbuffer_get_length(output_);
   if (buffered <= limits_.hardCap && more <= limits_.hardCap - buffered) return false;
   WriteBufferFullError error(buffered + more, limits_.hardCap);
-  log::warn(logSystem_, std::string(error.what()) + " (peer " + peer_.hostPort() +
+  log::warn(logSystem_, std::string(error.what()) + " (peer " + peer_.toString() +
                             "; raise the cap with setWriteBufferLimits, or register a producer)");
   evbuffer_drain(output_, buffered);
   closeLater(Failure::of(std::move(error)));
@@ -552,4 +549,4 @@ bool Connection::getTcpKeepAlive() const {
   return fd_ >= 0 && getIntOption(fd_, SOL_SOCKET, SO_KEEPALIVE);
 }
 
-}  // namespace twist
+}  // namespace twist::tcp

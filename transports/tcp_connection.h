@@ -1,31 +1,32 @@
-// Public for transport writers; protocols only see ITransport. Connection: one TCP connection
-// (Twisted's tcp.Connection); Server is the kind a Port accepts. Owned by the reactor; not thread
-// safe: used on the reactor's thread only.
+// Public for transport writers; protocols only see ITransport. tcp::Connection: one TCP
+// connection (Twisted's tcp.Connection); tcp::Server is the kind a tcp::Port accepts. Owned by the
+// reactor; not thread safe: used on the reactor's thread only.
 #pragma once
 
 #include <memory>
 #include <string>
 
-#include "protocols/protocol.h"
 #include "reactor/failure.h"
+#include "reactor/protocol.h"
 #include "reactor/selectable.h"
-#include "transports/transport.h"
+#include "reactor/transport.h"
 
 struct event;
 struct evbuffer;
 
 namespace twist {
+class ReactorBase;
+}  // namespace twist
 
-class Reactor;
+namespace twist::tcp {
 
 class Connection : public ITransport, public Selectable {
  public:
-  // Takes ownership of the connected, non-blocking socket `fd` and of `protocol`. Keeps
-  // `factory` (the one that built the protocol) alive as long as the connection lives, so a
-  // protocol may use its factory until its connectionLost returns, whatever happened to the
-  // port or connector that made it.
-  Connection(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol,
-             std::shared_ptr<Factory> factory, Address host, Address peer, const char* logSystem);
+  // Takes ownership of the connected, non-blocking socket `fd` and shares `protocol` (which
+  // holds the factory that built it, so that lives on whatever happens to the port or
+  // connector that made it).
+  Connection(ReactorBase& reactor, int fd, std::shared_ptr<Protocol> protocol, Address host,
+             Address peer, const char* logSystem);
   ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -109,8 +110,8 @@ class Connection : public ITransport, public Selectable {
 
   // Hot fields first: one cache line serves a read-echo-write pass, which matters with
   // thousands of connections whose objects are cold.
-  Reactor& reactor_;
-  std::unique_ptr<Protocol> protocol_;
+  ReactorBase& reactor_;
+  std::shared_ptr<Protocol> protocol_;
   int fd_;
   State state_ = State::Connected;
   bool reading_ = false;
@@ -136,16 +137,15 @@ class Connection : public ITransport, public Selectable {
   Address host_;
   Address peer_;
   const char* logSystem_;
-  std::shared_ptr<Factory> factory_;
 };
 
 // A connection accepted by a Port.
 class Server : public Connection {
  public:
-  Server(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol,
-         std::shared_ptr<Factory> factory, Address host, Address peer)
-      : Connection(reactor, fd, std::move(protocol), std::move(factory), std::move(host),
-                   std::move(peer), "tcp.Server") {}
+  Server(ReactorBase& reactor, int fd, std::shared_ptr<Protocol> protocol, Address host,
+         Address peer)
+      : Connection(reactor, fd, std::move(protocol), std::move(host), std::move(peer),
+                   "tcp.Server") {}
 };
 
-}  // namespace twist
+}  // namespace twist::tcp

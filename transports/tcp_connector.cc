@@ -13,10 +13,9 @@
 #include "reactor/errors.h"
 #include "reactor/guard.h"
 #include "reactor/log.h"
-#include "reactor/reactor.h"
-#include "reactor/tcp_hooks.h"
+#include "reactor/reactor_base.h"
 
-namespace twist {
+namespace twist::tcp {
 namespace {
 
 Failure connectFailure(int err) {
@@ -37,42 +36,28 @@ void callFactory(const char* what, F&& f) {
 
 }  // namespace
 
-// Registers connectTCP with the reactor (see reactor/tcp_hooks.h); the target is alwayslink.
-const bool kConnectRegistered = [] {
-  detail::tcpHooks().connect = [](Reactor& reactor, std::string_view host, uint16_t port,
-                                  std::shared_ptr<ClientFactory> factory, double timeout,
-                                  std::optional<std::pair<std::string, uint16_t>> bindAddress)
-      -> std::shared_ptr<IConnector> {
-    return Connector::start(reactor, std::string(host), port, std::move(factory), timeout,
-                            std::move(bindAddress));
-  };
-  return true;
-}();
-
-Connector::Connector(Reactor& reactor, std::string host, uint16_t port,
-                     std::shared_ptr<ClientFactory> factory, double timeout,
-                     BindAddress bindAddress)
+Connector::Connector(ReactorBase& reactor, std::string host, uint16_t port,
+                     std::shared_ptr<ClientFactory> factory, ConnectTCPOptions options)
     : reactor_(reactor),
       host_(std::move(host)),
       port_(port),
       factory_(std::move(factory)),
-      timeout_(timeout),
-      bindAddress_(std::move(bindAddress)) {}
+      options_(std::move(options)) {}
 
-std::shared_ptr<Connector> Connector::start(Reactor& reactor, std::string host, uint16_t port,
-                                            std::shared_ptr<ClientFactory> factory, double timeout,
-                                            BindAddress bindAddress) {
+std::shared_ptr<Connector> Connector::start(ReactorBase& reactor, std::string host, uint16_t port,
+                                            std::shared_ptr<ClientFactory> factory,
+                                            const ConnectTCPOptions& options) {
   if (!factory) throw std::invalid_argument("connectTCP needs a factory");
   // The resolver and inet_pton read C strings: "localhost\0.example.com" would quietly become
   // "localhost".
   if (host.find('\0') != std::string::npos) {
     throw std::invalid_argument("connectTCP: the host name has a NUL byte in it");
   }
-  if (bindAddress && bindAddress->first.find('\0') != std::string::npos) {
+  if (options.bindAddress && options.bindAddress->first.find('\0') != std::string::npos) {
     throw std::invalid_argument("connectTCP: the bind address has a NUL byte in it");
   }
-  std::shared_ptr<Connector> c(new Connector(reactor, std::move(host), port, std::move(factory),
-                                             timeout, std::move(bindAddress)));
+  std::shared_ptr<Connector> c(
+      new Connector(reactor, std::move(host), port, std::move(factory), options));
   c->connect();
   return c;
 }
@@ -83,7 +68,8 @@ Address Connector::getDestination() const {
   sockaddr_storage ss;
   socklen_t len;
   bool v6 = parseIPAddress(host_, port_, &ss, &len) && ss.ss_family == AF_INET6;
-  return Address(v6 ? Address::Family::IPv6 : Address::Family::IPv4, host_, port_);
+  if (v6) return IPv6Address{host_, port_};
+  return IPv4Address{host_, port_};
 }
 
 void Connector::connect() {
@@ -103,8 +89,8 @@ void Connector::connect() {
   callFactory("startedConnecting", [&] { factory_->startedConnecting(*this); });
   if (state_ != State::Connecting) return;  // stopConnecting() inside startedConnecting
   std::weak_ptr<IConnector> weak = weak_from_this();
-  if (timeout_ > 0) {
-    timeoutCall_ = reactor_.callLater(timeout_, [weak] {
+  if (options_.timeout > 0) {
+    timeoutCall_ = reactor_.callLater(options_.timeout, [weak] {
       auto self = std::static_pointer_cast<Connector>(weak.lock());
       if (self && self->state_ == State::Connecting) self->failAttempt(Failure::of(TimeoutError()));
     });
@@ -183,7 +169,7 @@ void Connector::tryNextAddress() {
       lastError_ = Failure::of(ConnectError("socket() failed", errno));
       continue;
     }
-    if (bindAddress_) {
+    if (options_.bindAddress) {
       if (Failure why = bindLocal(ss.ss_family)) {
         ::close(fd_);
         fd_ = -1;
@@ -209,7 +195,7 @@ void Connector::tryNextAddress() {
 }
 
 Failure Connector::bindLocal(int family) {
-  const auto& [host, port] = *bindAddress_;
+  const auto& [host, port] = *options_.bindAddress;
   std::string where =
       (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
   sockaddr_storage local;
@@ -257,14 +243,14 @@ void Connector::connected() {
   // is then reported the usual way, as a lost connection, when the socket is read.
   const auto& [target, targetLen] = addresses_[nextAddress_ - 1];
   Address peer = Address::fromSockaddr(reinterpret_cast<const sockaddr*>(&target), targetLen);
-  Address host(peer.family(), peer.family() == Address::Family::IPv6 ? "::" : "0.0.0.0", 0);
+  Address host = peer.is<IPv6Address>() ? Address(IPv6Address{"::", 0}) : IPv4Address{"0.0.0.0", 0};
   sockaddr_storage hostSs{};
   socklen_t hostLen = sizeof hostSs;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&hostSs), &hostLen) == 0 &&
       hostSs.ss_family == target.ss_family) {
     host = Address::fromSockaddr(reinterpret_cast<sockaddr*>(&hostSs), hostLen);
   }
-  std::unique_ptr<Protocol> protocol;
+  std::shared_ptr<Protocol> protocol;
   try {
     protocol = factory_->buildProtocol(peer);
   } catch (...) {
@@ -278,7 +264,7 @@ void Connector::connected() {
     return;
   }
   cleanUpAttempt();
-  if (protocol->factory() == nullptr) protocol->setFactory(factory_.get());
+  if (protocol->factory() == nullptr) protocol->setFactory(factory_);
   std::shared_ptr<Client> client;
   try {
     client = std::make_shared<Client>(reactor_, fd, std::move(protocol), host, peer, *this);
@@ -361,4 +347,4 @@ void Connector::reactorShutdown() {
   if (state_ == State::Connecting) failAttempt(Failure::of(UserError("The reactor shut down.")));
 }
 
-}  // namespace twist
+}  // namespace twist::tcp

@@ -1,4 +1,4 @@
-// Public. Connector: one outgoing TCP connection, made by Reactor::connectTCP (Twisted's
+// Public. tcp::Connector: one outgoing TCP connection, made by Reactor::connectTCP (Twisted's
 // tcp.Connector). It resolves the host without blocking, tries each address in turn, builds the
 // protocol from its ClientFactory once connected, and can try again (connect()) after a failure
 // or a lost connection. The reactor keeps it alive while it is connecting or connected; the
@@ -14,12 +14,10 @@
 #include <utility>
 #include <vector>
 
-#include "protocols/protocol.h"
-#include "reactor/deferred.h"
+#include "reactor/address.h"
 #include "reactor/delayed_call.h"
-#include "reactor/reactor.h"
+#include "reactor/interfaces.h"
 #include "reactor/selectable.h"
-#include "transports/address.h"
 #include "transports/tcp_connection.h"
 
 struct event;
@@ -27,17 +25,17 @@ struct evdns_getaddrinfo_request;
 struct addrinfo;  // evutil_addrinfo is struct addrinfo on this platform
 
 namespace twist {
+class ReactorBase;
+}  // namespace twist
 
-class Reactor;
+namespace twist::tcp {
 
 class Connector : public Selectable, public IConnector {
  public:
-  using BindAddress = std::optional<std::pair<std::string, uint16_t>>;
-
-  // Makes a connector and starts its first attempt; see Reactor::connectTCP.
-  static std::shared_ptr<Connector> start(Reactor& reactor, std::string host, uint16_t port,
-                                          std::shared_ptr<ClientFactory> factory, double timeout,
-                                          BindAddress bindAddress);
+  // Makes a connector and starts its first attempt; see IReactorTCP::connectTCP.
+  static std::shared_ptr<Connector> start(ReactorBase& reactor, std::string host, uint16_t port,
+                                          std::shared_ptr<ClientFactory> factory,
+                                          const ConnectTCPOptions& options);
   ~Connector() override;
   Connector(const Connector&) = delete;
   Connector& operator=(const Connector&) = delete;
@@ -62,8 +60,8 @@ class Connector : public Selectable, public IConnector {
 
  private:
   friend class Client;
-  Connector(Reactor& reactor, std::string host, uint16_t port,
-            std::shared_ptr<ClientFactory> factory, double timeout, BindAddress bindAddress);
+  Connector(ReactorBase& reactor, std::string host, uint16_t port,
+            std::shared_ptr<ClientFactory> factory, ConnectTCPOptions options);
 
   void resolve();
   static void onResolved(int result, addrinfo* res, void* arg);
@@ -78,12 +76,11 @@ class Connector : public Selectable, public IConnector {
   void clientLost(const Failure& reason);
   void finishIfDisconnected();
 
-  Reactor& reactor_;
+  ReactorBase& reactor_;
   std::string host_;
   uint16_t port_;
   std::shared_ptr<ClientFactory> factory_;
-  double timeout_;
-  BindAddress bindAddress_;
+  ConnectTCPOptions options_;
   State state_ = State::Disconnected;
   bool registered_ = false;      // in the reactor's selectables
   bool factoryStarted_ = false;  // doStart called, doStop owed
@@ -107,10 +104,10 @@ class Connector : public Selectable, public IConnector {
 // A connection made by a Connector.
 class Client : public Connection {
  public:
-  Client(Reactor& reactor, int fd, std::unique_ptr<Protocol> protocol, Address host, Address peer,
-         Connector& connector)
-      : Connection(reactor, fd, std::move(protocol), connector.factory_, std::move(host),
-                   std::move(peer), "tcp.Client"),
+  Client(ReactorBase& reactor, int fd, std::shared_ptr<Protocol> protocol, Address host,
+         Address peer, Connector& connector)
+      : Connection(reactor, fd, std::move(protocol), std::move(host), std::move(peer),
+                   "tcp.Client"),
         connector_(std::static_pointer_cast<Connector>(connector.shared_from_this())) {}
 
  protected:
@@ -120,55 +117,4 @@ class Client : public Connection {
   std::shared_ptr<Connector> connector_;
 };
 
-namespace detail {
-template <class P, class... Args>
-class ConnectProtocolFactory : public ClientFactory {
- public:
-  // P, telling the factory once its connectionMade has run.
-  class Made : public P {
-   public:
-    using P::P;
-    void connectionMade() override {
-      P::connectionMade();
-      static_cast<ConnectProtocolFactory*>(this->factory())->made(this);
-    }
-  };
-
-  ConnectProtocolFactory(Deferred<P*> d, Args... args)
-      : d_(std::move(d)), args_(std::move(args)...) {}
-  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
-    return std::apply([](const Args&... a) { return std::make_unique<Made>(a...); }, args_);
-  }
-  void clientConnectionFailed(IConnector&, const Failure& reason) override {
-    if (!d_.called()) d_.errback(reason);
-  }
-  void made(P* p) {
-    if (!d_.called()) d_.callback(p);
-  }
-
- private:
-  Deferred<P*> d_;
-  std::tuple<Args...> args_;
-};
-}  // namespace detail
-
-// Connects to host:port and fires with a P(args...) once its connectionMade has run, or fails
-// with the connect error (Twisted's connectProtocol on a TCP endpoint). The protocol is owned by
-// its connection: the pointer is valid until its connectionLost returns. Cancelling the
-// Deferred stops the attempt.
-template <class P, class... Args>
-Deferred<P*> connectProtocol(Reactor& reactor, std::string_view host, uint16_t port, double timeout,
-                             Args... args) {
-  auto connector = std::make_shared<std::weak_ptr<IConnector>>();
-  Deferred<P*> d([connector](Deferred<P*>&) {
-    if (auto c = connector->lock(); c && c->state() == IConnector::State::Connecting) {
-      c->stopConnecting();
-    }
-  });
-  auto factory =
-      std::make_shared<detail::ConnectProtocolFactory<P, Args...>>(d, std::move(args)...);
-  *connector = reactor.connectTCP(host, port, std::move(factory), timeout);
-  return d;
-}
-
-}  // namespace twist
+}  // namespace twist::tcp

@@ -15,11 +15,10 @@
 #include "reactor/errors.h"
 #include "reactor/guard.h"
 #include "reactor/log.h"
-#include "reactor/reactor.h"
-#include "reactor/tcp_hooks.h"
+#include "reactor/reactor_base.h"
 #include "transports/tcp_connection.h"
 
-namespace twist {
+namespace twist::tcp {
 namespace {
 
 int openSpare() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
@@ -33,17 +32,7 @@ constexpr double kExhaustedRetrySeconds = 0.1;
 
 }  // namespace
 
-// Registers listenTCP with the reactor (see reactor/tcp_hooks.h); the target is alwayslink.
-const bool kListenRegistered = [] {
-  detail::tcpHooks().listen = [](Reactor& reactor, uint16_t port,
-                                 std::shared_ptr<ServerFactory> factory, int backlog,
-                                 std::string_view interface) -> std::shared_ptr<IListeningPort> {
-    return Port::listen(reactor, port, std::move(factory), backlog, interface);
-  };
-  return true;
-}();
-
-Port::Port(Reactor& reactor, std::shared_ptr<ServerFactory> factory)
+Port::Port(ReactorBase& reactor, std::shared_ptr<Factory> factory)
     : reactor_(&reactor), factory_(std::move(factory)) {}
 
 static int systemMaxBacklog() {
@@ -59,11 +48,11 @@ static int systemMaxBacklog() {
   return value;
 }
 
-std::shared_ptr<Port> Port::listen(Reactor& reactor, uint16_t port,
-                                   std::shared_ptr<ServerFactory> factory, int backlog,
-                                   std::string_view interface) {
+std::shared_ptr<Port> Port::listen(ReactorBase& reactor, uint16_t port,
+                                   std::shared_ptr<Factory> factory,
+                                   const ListenTCPOptions& options) {
   if (!factory) throw std::invalid_argument("listenTCP needs a factory");
-  std::string iface(interface);
+  const std::string& iface = options.interface;
   sockaddr_storage ss{};
   socklen_t len;
   if (iface.find('\0') != std::string::npos) {
@@ -88,8 +77,17 @@ std::shared_ptr<Port> Port::listen(Reactor& reactor, uint16_t port,
   }
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (options.reusePort && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    int err = errno;
+    ::close(fd);
+    throw CannotListenError(iface, port, err, std::string("SO_REUSEPORT: ") + std::strerror(err));
+  }
+  if (ss.ss_family == AF_INET6) {
+    int v6only = options.ipv6Only ? 1 : 0;
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+  }
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
-      ::listen(fd, backlog > 0 ? backlog : systemMaxBacklog()) != 0) {
+      ::listen(fd, options.backlog > 0 ? options.backlog : systemMaxBacklog()) != 0) {
     int err = errno;
     ::close(fd);
     throw CannotListenError(iface, port, err, std::strerror(err));
@@ -143,7 +141,7 @@ Deferred<void> Port::stopListening() {
   closeSocket();
   if (retry_.active()) retry_.cancel();
   factory_->doStop();
-  Reactor* r = reactor_;
+  ReactorBase* r = reactor_;
   reactor_ = nullptr;
   r->removeSelectable(this);  // may free this object once the callback returns
   return succeed();
@@ -156,26 +154,26 @@ void Port::onAccept(evconnlistener*, int fd, struct sockaddr* sa, int len, void*
 
 void Port::accept(int fd, const struct sockaddr* sa, int len) {
   // buildProtocol may call stopListening(), which forgets the reactor: keep it at hand.
-  Reactor& reactor = *reactor_;
+  ReactorBase& reactor = *reactor_;
   if (exhausted_) {
     exhausted_ = false;
-    log::info("tcp.Port", "Accepting connections again on " + host_.hostPort() + ".");
+    log::info("tcp.Port", "Accepting connections again on " + host_.toString() + ".");
   }
   if (spareFd_ < 0) spareFd_ = openSpare();
   Address peer;
-  std::unique_ptr<Protocol> protocol;
+  std::shared_ptr<Protocol> protocol;
   try {
     peer = Address::fromSockaddr(sa, static_cast<socklen_t>(len));
     protocol = factory_->buildProtocol(peer);
   } catch (...) {
-    log::error("tcp.Port", "Unhandled exception in buildProtocol for " + peer.hostPort() + ": " +
+    log::error("tcp.Port", "Unhandled exception in buildProtocol for " + peer.toString() + ": " +
                                Failure::current().toString() + "; closing the connection");
   }
   if (!protocol) {
     ::close(fd);
     return;
   }
-  if (protocol->factory() == nullptr) protocol->setFactory(factory_.get());
+  if (protocol->factory() == nullptr) protocol->setFactory(factory_);
   Address host = host_;  // the bound address, unless the socket says more (a wildcard port)
   sockaddr_storage local{};
   socklen_t localLen = sizeof local;
@@ -185,7 +183,7 @@ void Port::accept(int fd, const struct sockaddr* sa, int len) {
   }
   std::shared_ptr<Server> conn;
   try {
-    conn = std::make_shared<Server>(reactor, fd, std::move(protocol), factory_, host, peer);
+    conn = std::make_shared<Server>(reactor, fd, std::move(protocol), host, peer);
   } catch (...) {
     ::close(fd);  // not owned by a connection yet
     throw;
@@ -202,12 +200,12 @@ void Port::onAcceptError(evconnlistener*, void* arg) {
 
 void Port::acceptFailed(int err) {
   if (!outOfDescriptors(err)) {
-    log::error("tcp.Port", "accept() on " + host_.hostPort() + " failed: " + std::strerror(err));
+    log::error("tcp.Port", "accept() on " + host_.toString() + " failed: " + std::strerror(err));
     return;
   }
   if (!exhausted_) {
     exhausted_ = true;
-    log::warn("tcp.Port", "Out of file descriptors on " + host_.hostPort() + " (" +
+    log::warn("tcp.Port", "Out of file descriptors on " + host_.toString() + " (" +
                               std::strerror(err) +
                               "): refusing new connections until some are free.");
   }
@@ -226,4 +224,4 @@ void Port::acceptFailed(int err) {
   });
 }
 
-}  // namespace twist
+}  // namespace twist::tcp

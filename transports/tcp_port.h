@@ -1,5 +1,5 @@
-// Public. Port: a listening TCP socket (Twisted's tcp.Port / IListeningPort), made by
-// Reactor::listenTCP. Each accepted connection becomes a Server whose protocol the factory
+// Public. tcp::Port: a listening TCP socket (Twisted's tcp.Port / IListeningPort), made by
+// Reactor::listenTCP. Each accepted connection becomes a tcp::Server whose protocol the factory
 // builds. The reactor keeps the port alive until stopListening(); the handle you hold stays safe
 // after that and after the reactor is gone. Not thread safe: use on the reactor's thread.
 #pragma once
@@ -8,24 +8,26 @@
 #include <string>
 #include <string_view>
 
-#include "protocols/protocol.h"
+#include "reactor/address.h"
 #include "reactor/deferred.h"
 #include "reactor/delayed_call.h"
+#include "reactor/interfaces.h"
 #include "reactor/selectable.h"
-#include "transports/address.h"
 
 struct evconnlistener;
 
 namespace twist {
+class ReactorBase;
+}  // namespace twist
 
-class Reactor;
+namespace twist::tcp {
 
 class Port : public Selectable, public IListeningPort, public std::enable_shared_from_this<Port> {
  public:
   // Binds and listens; see Reactor::listenTCP. Throws CannotListenError.
-  static std::shared_ptr<Port> listen(Reactor& reactor, uint16_t port,
-                                      std::shared_ptr<ServerFactory> factory, int backlog,
-                                      std::string_view interface);
+  static std::shared_ptr<Port> listen(ReactorBase& reactor, uint16_t port,
+                                      std::shared_ptr<Factory> factory,
+                                      const ListenTCPOptions& options);
   ~Port() override;
   Port(const Port&) = delete;
   Port& operator=(const Port&) = delete;
@@ -38,20 +40,20 @@ class Port : public Selectable, public IListeningPort, public std::enable_shared
   // Deferred fires once the port is closed (already, for TCP).
   Deferred<void> stopListening() override;
   bool listening() const override { return listener_ != nullptr; }
-  ServerFactory& factory() const { return *factory_; }
+  Factory& factory() const { return *factory_; }
 
   void reactorShutdown() override { (void)stopListening(); }
 
  private:
-  Port(Reactor& reactor, std::shared_ptr<ServerFactory> factory);
+  Port(ReactorBase& reactor, std::shared_ptr<Factory> factory);
   static void onAccept(evconnlistener* l, int fd, struct sockaddr* sa, int len, void* arg);
   static void onAcceptError(evconnlistener* l, void* arg);
   void accept(int fd, const struct sockaddr* sa, int len);
   void acceptFailed(int err);
   void closeSocket();
 
-  Reactor* reactor_;
-  std::shared_ptr<ServerFactory> factory_;
+  ReactorBase* reactor_;
+  std::shared_ptr<Factory> factory_;
   evconnlistener* listener_ = nullptr;
   int fd_ = -1;  // the listening socket; owned here, not by the listener
   Address host_;
@@ -62,4 +64,4 @@ class Port : public Selectable, public IListeningPort, public std::enable_shared
   DelayedCall retry_;
 };
 
-}  // namespace twist
+}  // namespace twist::tcp

@@ -14,34 +14,30 @@
 #include <utility>
 #include <vector>
 
-#include "protocols/protocol.h"
 #include "reactor/clock.h"
 #include "reactor/errors.h"
 #include "reactor/interfaces.h"
-#include "transports/transport.h"
 
 namespace twist {
 
-class MemoryReactor : public Clock, public IReactorTCP {
+class MemoryReactor : public task::Clock, public IReactorTCP {
  public:
   struct TCPServer {
     uint16_t port;
-    std::shared_ptr<ServerFactory> factory;
-    int backlog;
-    std::string interface;
+    std::shared_ptr<Factory> factory;
+    ListenTCPOptions options;
   };
   struct TCPClient {
     std::string host;
     uint16_t port;
     std::shared_ptr<ClientFactory> factory;
-    double timeout;
-    std::optional<std::pair<std::string, uint16_t>> bindAddress;
+    ConnectTCPOptions options;
   };
 
   // A port that only remembers whether it listens. Starts and stops its factory like a real one.
   class FakePort : public IListeningPort {
    public:
-    FakePort(Address host, std::shared_ptr<ServerFactory> factory)
+    FakePort(Address host, std::shared_ptr<Factory> factory)
         : host_(std::move(host)), factory_(std::move(factory)) {
       factory_->doStart();
     }
@@ -57,7 +53,7 @@ class MemoryReactor : public Clock, public IReactorTCP {
 
    private:
     Address host_;
-    std::shared_ptr<ServerFactory> factory_;
+    std::shared_ptr<Factory> factory_;
     bool listening_ = true;
   };
 
@@ -95,34 +91,33 @@ class MemoryReactor : public Clock, public IReactorTCP {
     State state_ = State::Disconnected;
   };
 
-  std::shared_ptr<IListeningPort> listenTCP(uint16_t port, std::shared_ptr<ServerFactory> factory,
-                                            int backlog = kDefaultBacklog,
-                                            std::string_view interface = "") override {
-    tcpServers.push_back({port, factory, backlog, std::string(interface)});
-    std::string host = interface.empty() ? "0.0.0.0" : std::string(interface);
-    auto family =
-        host.find(':') != std::string::npos ? Address::Family::IPv6 : Address::Family::IPv4;
-    auto p = std::make_shared<FakePort>(Address(family, host, port), std::move(factory));
-    ports.push_back(p);
-    return p;
-  }
-
-  std::shared_ptr<IConnector> connectTCP(
-      std::string_view host, uint16_t port, std::shared_ptr<ClientFactory> factory,
-      double timeout = 30,
-      std::optional<std::pair<std::string, uint16_t>> bindAddress = std::nullopt) override {
-    tcpClients.push_back({std::string(host), port, factory, timeout, bindAddress});
-    auto c = std::make_shared<FakeConnector>(
-        Address(Address::Family::IPv4, std::string(host), port), std::move(factory));
-    connectors.push_back(c);
-    c->connect();
-    return c;
-  }
-
   std::vector<TCPServer> tcpServers;
   std::vector<TCPClient> tcpClients;
   std::vector<std::shared_ptr<FakePort>> ports;
   std::vector<std::shared_ptr<FakeConnector>> connectors;
+
+ protected:
+  std::shared_ptr<IListeningPort> doListenTCP(uint16_t port, std::shared_ptr<Factory> factory,
+                                              const ListenTCPOptions& options) override {
+    tcpServers.push_back({port, factory, options});
+    std::string host = options.interface.empty() ? "0.0.0.0" : options.interface;
+    Address address = host.find(':') != std::string::npos ? Address(IPv6Address{host, port})
+                                                          : Address(IPv4Address{host, port});
+    auto p = std::make_shared<FakePort>(address, std::move(factory));
+    ports.push_back(p);
+    return p;
+  }
+
+  std::shared_ptr<IConnector> doConnectTCP(std::string_view host, uint16_t port,
+                                           std::shared_ptr<ClientFactory> factory,
+                                           const ConnectTCPOptions& options) override {
+    tcpClients.push_back({std::string(host), port, factory, options});
+    auto c =
+        std::make_shared<FakeConnector>(IPv4Address{std::string(host), port}, std::move(factory));
+    connectors.push_back(c);
+    c->connect();
+    return c;
+  }
 };
 
 }  // namespace twist

@@ -14,14 +14,14 @@
 #include <stdexcept>
 #include <string>
 
-#include "transports/transport.h"
+#include "reactor/transport.h"
 
 namespace twist {
 
 class StringTransport : public ITransport {
  public:
-  explicit StringTransport(Address peer = Address(Address::Family::IPv4, "192.0.2.2", 12345),
-                           Address host = Address(Address::Family::IPv4, "10.0.0.1", 8000))
+  explicit StringTransport(Address peer = IPv4Address{"192.0.2.2", 12345},
+                           Address host = IPv4Address{"10.0.0.1", 8000})
       : peer_(std::move(peer)), host_(std::move(host)) {}
   ~StringTransport() override { unregisterProducer(); }
 

@@ -1,17 +1,19 @@
-// Public. Protocol and Factory: what users subclass (twisted.internet.protocol).
+// Public, part of //reactor:interfaces. Protocol and Factory: what users subclass
+// (twisted.internet.protocol).
 #pragma once
 
 #include <memory>
 #include <string_view>
 #include <tuple>
 
+#include "reactor/address.h"
 #include "reactor/failure.h"
-#include "transports/address.h"
-#include "transports/transport.h"
+#include "reactor/transport.h"
 
 namespace twist {
 
 class Factory;
+class IConnector;
 class IHalfCloseableProtocol;
 
 // One connection's behaviour. The transport calls, on the reactor's thread and never
@@ -19,8 +21,11 @@ class IHalfCloseableProtocol;
 //   makeConnection(t)      once; sets transport() and calls connectionMade()
 //   dataReceived(data)*    zero or more times, in order, between the two
 //   connectionLost(reason) exactly once per connectionMade, after the last dataReceived
-// transport() is valid from makeConnection until connectionLost returns; the protocol is
-// destroyed right after. Writing, loseConnection or abortConnection from inside any callback is
+// Protocols are shared (std::shared_ptr): the connection holds one reference until
+// connectionLost has returned, and whoever else holds one (a coroutine that connected with
+// connectProtocol, a room of chat users) keeps the protocol alive as long as it needs it. After
+// connectionLost, transport() is a closed transport: writes are ignored, disconnecting() is
+// true, nothing dangles. Writing, loseConnection or abortConnection from inside any callback is
 // safe. An exception escaping a callback is logged with the peer's address and the connection
 // is aborted; connectionLost then receives that exception as its reason.
 class Protocol {
@@ -43,14 +48,17 @@ class Protocol {
   // reason.check<ConnectionLost>() for a failure (ConnectionLost::osError() has the errno).
   virtual void connectionLost(const Failure& reason) {}
 
+  // nullptr before makeConnection; the connection's transport until connectionLost; a closed
+  // transport (every call a no-op) after it.
   ITransport* transport() const { return transport_; }
   // True between makeConnection and the end of connectionLost.
   bool connected() const { return connected_; }
-  // The factory that built this protocol (set by the framework), or nullptr.
-  Factory* factory() const { return factory_; }
-  void setFactory(Factory* f) { factory_ = f; }
+  // The factory that built this protocol (set by the framework), or nullptr. The protocol holds
+  // it (as Twisted's protocol.factory does): it lives at least as long as the protocol.
+  Factory* factory() const { return factory_.get(); }
+  void setFactory(std::shared_ptr<Factory> f) { factory_ = std::move(f); }
 
-  // For transports: delivers connectionLost(reason), then forgets the transport.
+  // For transports: delivers connectionLost(reason), then swaps the transport for a closed one.
   void notifyConnectionLost(const Failure& reason);
   // For transports: this protocol's half-close interface, or nullptr when it did not opt in
   // (by default: itself, if it derives from IHalfCloseableProtocol).
@@ -58,7 +66,7 @@ class Protocol {
 
  private:
   ITransport* transport_ = nullptr;
-  Factory* factory_ = nullptr;
+  std::shared_ptr<Factory> factory_;
   bool connected_ = false;
 };
 
@@ -88,7 +96,7 @@ class Factory {
   virtual ~Factory() = default;
 
   // A protocol for a new connection from `addr`; returning nullptr refuses it (closed at once).
-  virtual std::unique_ptr<Protocol> buildProtocol(const Address& addr) = 0;
+  virtual std::shared_ptr<Protocol> buildProtocol(const Address& addr) = 0;
   virtual void startFactory() {}
   virtual void stopFactory() {}
 
@@ -135,8 +143,8 @@ template <class P, class Base, class... Args>
 class ProtocolFactory : public Base {
  public:
   explicit ProtocolFactory(Args... args) : args_(std::move(args)...) {}
-  std::unique_ptr<Protocol> buildProtocol(const Address&) override {
-    return std::apply([](const Args&... a) { return std::make_unique<P>(a...); }, args_);
+  std::shared_ptr<Protocol> buildProtocol(const Address&) override {
+    return std::apply([](const Args&... a) { return std::make_shared<P>(a...); }, args_);
   }
 
  private:

@@ -1,4 +1,4 @@
-#include "protocols/protocol.h"
+#include "reactor/protocol.h"
 
 #include "reactor/guard.h"
 
@@ -12,8 +12,13 @@ void Protocol::makeConnection(ITransport* transport) {
 
 void Protocol::notifyConnectionLost(const Failure& reason) {
   connected_ = false;
+  // From here on the transport may be freed: whatever still holds this protocol (a coroutine,
+  // a timer) writes into a transport that ignores it instead of into freed memory.
+  struct Swap {
+    ITransport*& t;
+    ~Swap() { t = &detail::closedTransport(); }
+  } swap{transport_};
   connectionLost(reason);
-  transport_ = nullptr;
 }
 
 IHalfCloseableProtocol* Protocol::halfCloseable() {

@@ -1,6 +1,7 @@
-// Public. ITransport: what a protocol sees of its connection (Twisted's ITransport and
-// ITCPTransport). Implemented by the TCP Server/Client connections and, for tests, by
-// StringTransport. All methods run on the reactor's thread.
+// Public, part of //reactor:interfaces. ITransport: what a protocol sees of its connection
+// (Twisted's ITransport and ITCPTransport), with IProducer and IConsumer. Implemented by the TCP
+// connections, by ProtocolWrapper (for what sits between a protocol and its socket) and, for
+// tests, by StringTransport. All methods run on the reactor's thread.
 #pragma once
 
 #include <cstddef>
@@ -9,8 +10,7 @@
 #include <span>
 #include <string_view>
 
-#include "reactor/deferred.h"
-#include "transports/address.h"
+#include "reactor/address.h"
 
 namespace twist {
 
@@ -144,36 +144,10 @@ class ITransport : public IProducer, public IConsumer {
   virtual size_t bufferedSize() const = 0;
 };
 
-// A listening port as user code sees it (Twisted's IListeningPort): the TCP Port, or the fake
-// one of MemoryReactor.
-class IListeningPort {
- public:
-  virtual ~IListeningPort() = default;
-  // The address bound (the real port when 0 was asked).
-  virtual Address getHost() const = 0;
-  // Stops accepting; idempotent. Fires once the port is closed.
-  virtual Deferred<void> stopListening() = 0;
-  virtual bool listening() const = 0;
-};
-
-// An outgoing connection as user code sees it (Twisted's IConnector): the TCP Connector, or the
-// fake one of MemoryReactor. ClientFactory callbacks receive it; keep shared_from_this() to
-// connect() again later.
-class IConnector : public std::enable_shared_from_this<IConnector> {
- public:
-  enum class State { Disconnected, Connecting, Connected };
-  virtual ~IConnector() = default;
-  // Starts another attempt; only while disconnected (std::logic_error otherwise).
-  virtual void connect() = 0;
-  // Abandons the attempt in progress (clientConnectionFailed with UserError follows at once);
-  // std::logic_error when not connecting.
-  virtual void stopConnecting() = 0;
-  // Stops connecting, or closes the connection if connected.
-  virtual void disconnect() = 0;
-  virtual Address getDestination() const = 0;
-  virtual State state() const = 0;
-  // The connection's transport while connected, else nullptr.
-  virtual ITransport* transport() const = 0;
-};
+namespace detail {
+// The transport a protocol sees after its connectionLost: every call is a no-op (writes are
+// ignored, disconnecting() is true, a producer registered with it is stopped at once).
+ITransport& closedTransport();
+}  // namespace detail
 
 }  // namespace twist

@@ -10,6 +10,7 @@
 #include "protocols/reconnecting.h"
 #include "protocols/wire.h"
 #include "reactor/clock.h"
+#include "reactor/endpoints.h"
 #include "reactor/errors.h"
 #include "reactor/protocol.h"
 #include "reactor/reactor.h"
@@ -509,6 +510,43 @@ TEST(ConnectTCP, AServerThatResetsAtOnceIsALostConnectionNotACrash) {
       },
       120));
   for (auto& f : factories) EXPECT_EQ(f->lost, f->made);  // each one made was lost once
+}
+
+// The pattern examples/coroutine_client.cc teaches, with the peer hanging up between two
+// co_awaits: the coroutine still holds the protocol, and using it is safe (it used to be a raw
+// pointer to a freed protocol: heap-use-after-free under ASan).
+class Talker : public Protocol {
+ public:
+  void connectionLost(const Failure& r) override { reason = r; }
+  Failure reason;
+};
+
+class HangUp : public Protocol {
+ public:
+  void connectionMade() override { transport()->loseConnection(); }
+};
+
+TEST(ConnectProtocol, TheProtocolStaysSafeAfterThePeerHangsUp) {
+  Reactor r(quietOptions());
+  auto server = r.listenTCP(0, Factory::forProtocol<HangUp>(), {.interface = "127.0.0.1"});
+  Deferred<void> gate;
+  bool done = false;
+  std::string outcome;
+  auto talk = [&]() -> Deferred<void> {
+    std::shared_ptr<Talker> talker =
+        co_await connectProtocol<Talker>(r, "127.0.0.1", server->getHost().port(), {});
+    co_await gate;  // meanwhile the server hangs up and the connection is gone
+    talker->transport()->write("into a closed transport");
+    talker->transport()->loseConnection();
+    outcome = talker->reason.check<ConnectionDone>() ? "lost cleanly" : talker->reason.toString();
+    outcome += talker->transport()->disconnecting() ? ", transport closed" : ", transport open";
+    done = true;
+  };
+  talk();
+  ASSERT_TRUE(runUntil(r, [&] { return r.selectableCount() == 1; }));  // only the port is left
+  gate.callback();
+  EXPECT_TRUE(done);
+  EXPECT_EQ(outcome, "lost cleanly, transport closed");
 }
 
 TEST(ConnectTCP, ReactorShutdownEndsAttemptsAndConnections) {

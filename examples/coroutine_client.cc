@@ -8,6 +8,7 @@
 #include "reactor/deferred.h"
 #include "reactor/endpoints.h"
 #include "reactor/protocol.h"
+#include "reactor/react.h"
 #include "reactor/reactor.h"
 #include "reactor/task.h"
 
@@ -66,14 +67,6 @@ twist::Deferred<int> talk(twist::Reactor& reactor, twist::examples::ClientFlags 
 
 int main(int argc, char** argv) {
   auto flags = twist::examples::parseClientFlags(argc, argv);
-  twist::Reactor reactor;
-  int exitCode = 1;
-  reactor.callWhenRunning([&] {
-    talk(reactor, flags).addCallback([&](int code) {
-      exitCode = code;
-      reactor.stop();
-    });
-  });
-  reactor.run();
-  return exitCode;
+  // Runs talk on a fresh reactor, stops when it ends, and makes its result the exit code.
+  return twist::task::react([&](twist::Reactor& reactor) { return talk(reactor, flags); });
 }

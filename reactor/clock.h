@@ -19,7 +19,7 @@ class Clock : public IReactorTime, private TimerQueue::Owner {
   Clock& operator=(const Clock&) = delete;
 
   double seconds() const override { return now_; }
-  DelayedCall callLater(double delaySeconds, std::function<void()> fn) override {
+  DelayedCall callLater(double delaySeconds, UniqueFunction<void()> fn) override {
     return queue_.schedule(delaySeconds, std::move(fn));
   }
   std::vector<DelayedCall> getDelayedCalls() const { return queue_.pending(); }

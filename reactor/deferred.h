@@ -7,10 +7,12 @@
 // returns a value recovers. A callback may return another Deferred: the chain waits for it and
 // goes on with its result.
 //
-// Types: callbacks that keep the type (T -> T) extend this Deferred's chain in place and return a
-// handle to it, so Twisted's `d.addCallback(f); d.addErrback(g); return d;` works. A callback
-// that changes the type (T -> U) hands the chain on: it returns a new Deferred<U> that continues
-// it, and this Deferred takes no more callbacks (std::logic_error if you try).
+// Types: addCallback/addCallbacks/addErrback/addBoth keep the type (T -> T): they extend this
+// Deferred's chain in place and return a handle to it, so Twisted's
+// `d.addCallback(f); d.addErrback(g); return d;` works (a callback of another type is a compile
+// error that says to use then()). then(f) is the one that changes the type (T -> U), explicitly:
+// it hands the chain on to the Deferred<U> it returns, and this Deferred takes no more callbacks
+// (std::logic_error if you try). Callbacks may be move-only (they are held in UniqueFunctions).
 //
 // Copies of a Deferred are handles to the same one. Not thread safe: fire and chain it on one
 // thread (the reactor's); use Reactor::callFromThread to get there.
@@ -29,6 +31,7 @@
 
 #include "reactor/errors.h"
 #include "reactor/failure.h"
+#include "reactor/function.h"
 
 namespace twist {
 
@@ -81,7 +84,7 @@ struct DeferredState {
   // that Deferred (one waiting for this one, or one fired by chainDeferred) and the chain goes
   // on there: Deferred::run does that in a loop, not by recursion (Twisted's fix of the same).
   struct Link {
-    std::function<std::optional<Deferred<T>>(DeferredState&)> fn;
+    UniqueFunction<std::optional<Deferred<T>>(DeferredState&)> fn;
     std::shared_ptr<DeferredState> chainee;
     bool fireChainee = false;  // chainDeferred: fire it (else: resume it from waiting)
   };
@@ -97,8 +100,8 @@ struct DeferredState {
   bool waiting = false;    // paused on a Deferred a callback returned
   bool handedOn = false;   // a type-changing callback or co_await took the result
   bool cancelled = false;  // cancel() was called: a late callback/errback is ignored
-  std::function<void(Deferred<T>&)> canceller;
-  std::function<void()> cancelWaitedOn;  // cancels the Deferred the chain waits for
+  UniqueFunction<void(Deferred<T>&)> canceller;
+  UniqueFunction<void()> cancelWaitedOn;  // cancels the Deferred the chain waits for
 };
 
 }  // namespace detail
@@ -114,7 +117,7 @@ class Deferred {
 
   // A new Deferred without a result. `canceller` (optional) runs on cancel() before it fires.
   Deferred() : s_(std::make_shared<State>()) {}
-  explicit Deferred(std::function<void(Deferred<T>&)> canceller) : Deferred() {
+  explicit Deferred(UniqueFunction<void(Deferred<T>&)> canceller) : Deferred() {
     s_->canceller = std::move(canceller);
   }
 
@@ -149,7 +152,7 @@ class Deferred {
       }
       if (!s.called) self.fire(Outcome<T>(std::in_place_index<1>, Failure::of(CancelledError())));
     } else if (s.waiting && s.cancelWaitedOn) {
-      auto c = s.cancelWaitedOn;
+      auto c = std::move(s.cancelWaitedOn);
       c();
     }
   }
@@ -159,21 +162,32 @@ class Deferred {
   // to go on failing. Returns the Deferred that carries the chain on (this one if the type
   // stays T).
   template <class CB, class EB>
-  auto addCallbacks(CB cb, EB eb) {
+  Deferred<T> addCallbacks(CB cb, EB eb) {
+    using R = decltype(invokeCb(cb, std::declval<V&&>()));
+    static_assert(std::is_same_v<typename detail::Unwrap<R>::type, T>,
+                  "a callback of Deferred<T> returns T (or Deferred<T>); to change the type, use "
+                  "then()");
+    checkOpen();
+    append(
+        [cb = std::move(cb), eb = std::move(eb)](State& s) mutable -> std::optional<Deferred<T>> {
+          Outcome<T> cur = std::move(*s.result);
+          if (cur.index() == 0) {
+            return store<T>(s, [&] { return invokeCb(cb, std::move(std::get<0>(cur))); });
+          }
+          return recover<T>(s, eb, std::get<1>(cur));
+        });
+    return *this;
+  }
+
+  // cb(value) -> a value of another type U (or a Deferred<U>); eb(failure) -> a U to recover, or
+  // a Failure (or throw) to go on failing. Returns the Deferred<U> that carries the chain on;
+  // this Deferred takes no more callbacks. (With U = T it is the same as addCallbacks.)
+  template <class CB, class EB>
+  auto then(CB cb, EB eb) {
     using R = decltype(invokeCb(cb, std::declval<V&&>()));
     using U = typename detail::Unwrap<R>::type;
     checkOpen();
-    if constexpr (std::is_same_v<U, T>) {
-      append(
-          [cb = std::move(cb), eb = std::move(eb)](State& s) mutable -> std::optional<Deferred<T>> {
-            Outcome<T> cur = std::move(*s.result);
-            if (cur.index() == 0) {
-              return store<T>(s, [&] { return invokeCb(cb, std::move(std::get<0>(cur))); });
-            }
-            return recover<T>(s, eb, std::get<1>(cur));
-          });
-      return *this;
-    } else {
+    {
       Deferred<U> next;
       s_->handedOn = true;  // set now: no more callbacks here; the result moves on to `next`
       appendRaw([cb = std::move(cb), eb = std::move(eb),
@@ -199,9 +213,15 @@ class Deferred {
     }
   }
 
-  // cb(value) -> next value, or Deferred of it. Failures pass by.
+  // cb(value) -> a U (or Deferred<U>); failures pass by. See then(cb, eb).
   template <class CB>
-  auto addCallback(CB cb) {
+  auto then(CB cb) {
+    return then(std::move(cb), [](const Failure& f) -> Failure { return f; });
+  }
+
+  // cb(value) -> next value of type T, or Deferred<T>. Failures pass by.
+  template <class CB>
+  Deferred<T> addCallback(CB cb) {
     return addCallbacks(std::move(cb), [](const Failure& f) -> Failure { return f; });
   }
 
@@ -308,7 +328,7 @@ class Deferred {
     }
   }
 
-  using LinkFn = std::function<std::optional<Deferred<T>>(State&)>;
+  using LinkFn = UniqueFunction<std::optional<Deferred<T>>(State&)>;
   void append(LinkFn fn) { appendRaw(std::move(fn)); }
   void appendRaw(LinkFn fn) {
     s_->links.push_back(typename State::Link{std::move(fn), nullptr, false});
@@ -366,14 +386,15 @@ class Deferred {
           target->result = std::move(cur->result);
           cur->result.reset();
           if (target->running) continue;  // an outer loop is running it: it goes on there
-          next = std::move(target);  // go on with it; the rest of this chain after it
+          next = std::move(target);       // go on with it; the rest of this chain after it
           break;
         }
         std::optional<Deferred<T>> nested = link.fn(*cur);
         if (!nested) continue;
         if (nested->s_ == cur) {
-          cur->result.emplace(std::in_place_index<1>,
-                              Failure::of(std::logic_error("a callback returned its own Deferred")));
+          cur->result.emplace(
+              std::in_place_index<1>,
+              Failure::of(std::logic_error("a callback returned its own Deferred")));
           continue;
         }
         std::shared_ptr<State> n = std::move(nested->s_);
@@ -409,27 +430,45 @@ class Deferred {
 
 // ---- coroutines ----
 
+namespace detail {
+// What the promise of a coroutine returning a Deferred knows: how to cancel what it awaits.
+struct CoroutineCancel {
+  UniqueFunction<void()> cancelAwaited;  // set while suspended on a Deferred
+};
+}  // namespace detail
+
 // Awaiting a Deferred<U> inside a coroutine: suspends until it has a result, then returns the
-// value or throws the failure's exception.
+// value or throws the failure's exception. While suspended, cancelling the coroutine's own
+// Deferred cancels this one (the coroutine then sees CancelledError here).
 template <class U>
 struct DeferredAwaiter {
   Deferred<U> d;
   std::optional<Outcome<U>> out;
   bool suspended = false;
+  detail::CoroutineCancel* cancel = nullptr;
 
   bool await_ready() const noexcept { return false; }
-  bool await_suspend(std::coroutine_handle<> h) {
+  template <class Promise>
+  bool await_suspend(std::coroutine_handle<Promise> h) {
     d.checkOpen();
     d.s_->handedOn = true;
     d.s_->links.push_back(typename detail::DeferredState<U>::Link{
         [this, h](detail::DeferredState<U>& s) -> std::optional<Deferred<U>> {
           out = std::move(s.result);
+          if (cancel != nullptr) cancel->cancelAwaited = nullptr;
           if (suspended) h.resume();
           return std::nullopt;
         },
         nullptr, false});
     Deferred<U>::run(d.s_);
     if (out) return false;  // it already had a result: go on without suspending
+    if constexpr (std::is_base_of_v<detail::CoroutineCancel, Promise>) {
+      cancel = &h.promise();
+      std::weak_ptr<detail::DeferredState<U>> awaited = d.s_;
+      cancel->cancelAwaited = [awaited] {
+        if (auto a = awaited.lock()) Deferred<U>(std::move(a)).cancel();
+      };
+    }
     suspended = true;
     return true;
   }
@@ -441,13 +480,21 @@ struct DeferredAwaiter {
 
 template <class T>
 auto Deferred<T>::operator co_await() const {
-  return DeferredAwaiter<T>{*this, std::nullopt, false};
+  return DeferredAwaiter<T>{*this, std::nullopt, false, nullptr};
 }
 
 namespace detail {
 template <class T>
-struct PromiseBase {
-  Deferred<T> d;
+struct PromiseBase : CoroutineCancel {
+  // Cancelling the coroutine's Deferred cancels the Deferred it is suspended on (Twisted's
+  // inlineCallbacks does the same): CancelledError is thrown at that co_await, and unless the
+  // coroutine catches it, it ends there and its Deferred fails with it.
+  Deferred<T> d{[this](Deferred<T>&) {
+    if (cancelAwaited) {
+      auto c = std::move(cancelAwaited);
+      c();
+    }
+  }};
   Deferred<T> get_return_object() { return d; }
   std::suspend_never initial_suspend() noexcept { return {}; }
   std::suspend_never final_suspend() noexcept { return {}; }
@@ -457,7 +504,8 @@ struct PromiseBase {
 
 // A coroutine returning Deferred<T> starts at once and fires its Deferred with what it
 // co_returns (or with the exception that escapes it). Twisted's inlineCallbacks/ensureDeferred.
-// A coroutine suspended on a Deferred that never fires stays suspended (its frame is not freed).
+// Cancelling its Deferred cancels what it awaits (see PromiseBase). A coroutine suspended on a
+// Deferred that never fires stays suspended (its frame is not freed).
 template <class T>
 struct Deferred<T>::promise_type : detail::PromiseBase<T> {
   template <class X>
@@ -508,7 +556,7 @@ requires(!std::is_void_v<T>) Deferred<std::vector<T>> gatherResults(std::vector<
   g->left = ds.size();
   if (ds.empty()) g->out.callback(std::vector<T>{});
   for (size_t i = 0; i < ds.size(); ++i) {
-    ds[i].addCallbacks(
+    ds[i].then(
         [g, i](T v) {
           g->values[i] = std::move(v);
           if (--g->left == 0 && !g->failed) {
@@ -551,7 +599,7 @@ Deferred<std::vector<Outcome<T>>> DeferredList(std::vector<Deferred<T>> ds) {
   if (ds.empty()) c->out.callback(std::vector<Outcome<T>>{});
   for (size_t i = 0; i < ds.size(); ++i) {
     if constexpr (std::is_void_v<T>) {
-      ds[i].addCallbacks(
+      ds[i].then(
           [c, i] {
             c->results[i].emplace(std::in_place_index<0>);
             c->done();
@@ -561,7 +609,7 @@ Deferred<std::vector<Outcome<T>>> DeferredList(std::vector<Deferred<T>> ds) {
             c->done();
           });
     } else {
-      ds[i].addCallbacks(
+      ds[i].then(
           [c, i](T v) {
             c->results[i].emplace(std::in_place_index<0>, std::move(v));
             c->done();

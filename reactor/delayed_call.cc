@@ -73,7 +73,7 @@ TimerQueue::~TimerQueue() {
   }
 }
 
-DelayedCall TimerQueue::schedule(double delaySeconds, std::function<void()> fn) {
+DelayedCall TimerQueue::schedule(double delaySeconds, UniqueFunction<void()> fn) {
   const double delay = checkedDelay(delaySeconds, "callLater");
   auto s = std::make_shared<DelayedCallState>();
   const double now = owner_.now();
@@ -125,7 +125,7 @@ size_t TimerQueue::runDue(double now, const std::function<void()>& onError) {
     // An earlier call of this batch may have cancelled or rescheduled this one.
     if (s.status != Status::Pending || s.queued) continue;
     s.status = Status::Called;
-    std::function<void()> fn = std::move(s.fn);
+    UniqueFunction<void()> fn = std::move(s.fn);
     ++ran;
     try {
       fn();

@@ -9,6 +9,8 @@
 #include <set>
 #include <vector>
 
+#include "reactor/function.h"
+
 namespace twist {
 
 class TimerQueue;
@@ -54,7 +56,7 @@ struct DelayedCallState : std::enable_shared_from_this<DelayedCallState> {
   enum class Status { Pending, Called, Cancelled };
   double time = 0;
   uint64_t seq = 0;  // schedule order: breaks ties so equal times run first-in first-out
-  std::function<void()> fn;
+  UniqueFunction<void()> fn;
   Status status = Status::Pending;
   bool queued = false;          // in its queue's ordered set
   TimerQueue* queue = nullptr;  // null once the queue is gone
@@ -87,7 +89,7 @@ class TimerQueue {
   TimerQueue& operator=(const TimerQueue&) = delete;
 
   // Throws std::invalid_argument when delaySeconds is NaN; clamps it to [0, kMaxDelay].
-  DelayedCall schedule(double delaySeconds, std::function<void()> fn);
+  DelayedCall schedule(double delaySeconds, UniqueFunction<void()> fn);
 
   // Runs the calls due at `now` that were scheduled before this call began, in order. Calls they
   // schedule (even with delay 0) wait for the next runDue, so a re-arming callback cannot starve

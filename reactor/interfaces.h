@@ -30,7 +30,7 @@ class IReactorTime {
   // Monotonic seconds.
   virtual double seconds() const = 0;
   // Runs `fn` after `delaySeconds` (see ReactorBase::callLater).
-  virtual DelayedCall callLater(double delaySeconds, std::function<void()> fn) = 0;
+  virtual DelayedCall callLater(double delaySeconds, UniqueFunction<void()> fn) = 0;
 };
 
 // A listening port as user code sees it (Twisted's IListeningPort): the TCP Port, or the fake

@@ -54,7 +54,7 @@ struct Trigger {
   ReactorBase::TriggerId id;
   int phase;
   std::string eventType;
-  std::function<Deferred<void>()> fn;
+  std::shared_ptr<UniqueFunction<Deferred<void>()>> fn;  // shared: it may remove itself
 };
 
 }  // namespace
@@ -102,7 +102,7 @@ struct ReactorBase::Impl : TimerQueue::Owner {
 
   // Runs what callFromThread queued so far.
   void runThreadCalls() {
-    std::deque<std::function<void()>> batch;
+    std::deque<UniqueFunction<void()>> batch;
     {
       std::lock_guard<std::mutex> lock(threadCallsMutex);
       batch.swap(threadCalls);
@@ -158,9 +158,9 @@ struct ReactorBase::Impl : TimerQueue::Owner {
       auto it = std::find_if(triggers.begin(), triggers.end(),
                              [id](const Trigger& t) { return t.id == id; });
       if (it == triggers.end()) continue;  // removed by an earlier trigger
-      std::function<Deferred<void>()> fn = it->fn;
+      std::shared_ptr<UniqueFunction<Deferred<void>()>> fn = it->fn;
       detail::guardCallback("reactor", what.c_str(), [&] {
-        Deferred<void> d = fn();
+        Deferred<void> d = (*fn)();
         d.addErrback([what](const Failure& f) {
           log::error("reactor", "Unhandled error in the Deferred of " + what + ": " + f.toString());
         });
@@ -256,8 +256,8 @@ struct ReactorBase::Impl : TimerQueue::Owner {
   double timerArmedFor = 0;
 
   std::mutex threadCallsMutex;
-  std::deque<std::function<void()>> threadCalls;  // guarded by threadCallsMutex
-  bool wakePending = false;                       // guarded by threadCallsMutex
+  std::deque<UniqueFunction<void()>> threadCalls;  // guarded by threadCallsMutex
+  bool wakePending = false;                        // guarded by threadCallsMutex
   int wakeFd = -1;
   event* wakeEvent = nullptr;
 
@@ -396,7 +396,7 @@ void ReactorBase::iterate(double maxWaitSeconds) {
 
 double ReactorBase::seconds() const { return impl_->now(); }
 
-DelayedCall ReactorBase::callLater(double delaySeconds, std::function<void()> fn) {
+DelayedCall ReactorBase::callLater(double delaySeconds, UniqueFunction<void()> fn) {
   assertInReactorThread();
   return impl_->timers.schedule(delaySeconds, std::move(fn));
 }
@@ -406,7 +406,7 @@ std::vector<DelayedCall> ReactorBase::getDelayedCalls() const {
   return impl_->timers.pending();
 }
 
-void ReactorBase::callWhenRunning(std::function<void()> fn) {
+void ReactorBase::callWhenRunning(UniqueFunction<void()> fn) {
   assertInReactorThread();
   if (impl_->state == State::Running) {
     fn();
@@ -415,7 +415,7 @@ void ReactorBase::callWhenRunning(std::function<void()> fn) {
   }
 }
 
-void ReactorBase::callFromThread(std::function<void()> fn) {
+void ReactorBase::callFromThread(UniqueFunction<void()> fn) {
   bool wake;
   {
     std::lock_guard<std::mutex> lock(impl_->threadCallsMutex);
@@ -430,7 +430,7 @@ void ReactorBase::callFromThread(std::function<void()> fn) {
   }
 }
 
-void ReactorBase::callInThread(std::function<void()> fn) {
+void ReactorBase::callInThread(UniqueFunction<void()> fn) {
   getThreadPool().callInThread(std::move(fn));
 }
 
@@ -451,11 +451,13 @@ bool ReactorBase::isInReactorThread() const {
 }
 
 ReactorBase::TriggerId ReactorBase::addTrigger(std::string_view phase, std::string_view eventType,
-                                               std::function<Deferred<void>()> fn) {
+                                               UniqueFunction<Deferred<void>()> fn) {
   assertInReactorThread();
   int p = parsePhase(phase);
   TriggerId id = impl_->nextTriggerId++;
-  impl_->triggers.push_back(Trigger{id, p, std::string(eventType), std::move(fn)});
+  impl_->triggers.push_back(
+      Trigger{id, p, std::string(eventType),
+              std::make_shared<UniqueFunction<Deferred<void>()>>(std::move(fn))});
   return id;
 }
 

@@ -84,29 +84,29 @@ class ReactorBase : public IReactorTime {
 
   // Runs `fn` on this reactor's thread after `delaySeconds` (0 or negative: on the next pass of
   // the loop, after pending I/O). Calls due at the same time run in the order they were made.
-  DelayedCall callLater(double delaySeconds, std::function<void()> fn) override;
+  DelayedCall callLater(double delaySeconds, UniqueFunction<void()> fn) override;
   template <class Rep, class Period>
-  DelayedCall callLater(std::chrono::duration<Rep, Period> delay, std::function<void()> fn) {
+  DelayedCall callLater(std::chrono::duration<Rep, Period> delay, UniqueFunction<void()> fn) {
     return callLater(std::chrono::duration<double>(delay).count(), std::move(fn));
   }
   // The calls that are still pending, earliest first.
   std::vector<DelayedCall> getDelayedCalls() const;
 
   // Runs `fn` once the reactor is running (at once if it already is).
-  void callWhenRunning(std::function<void()> fn);
+  void callWhenRunning(UniqueFunction<void()> fn);
 
   // The one thread-safe entry: queues `fn` to run on the reactor's thread and wakes the loop.
   // Calls from one thread run in the order they were made. Works before run(). Calls queued
   // while the reactor shuts down still run, once its thread pool is joined (so deferToThread
   // results are delivered); calls left when the reactor is destroyed are dropped with a warning
   // saying how many.
-  void callFromThread(std::function<void()> fn);
+  void callFromThread(UniqueFunction<void()> fn);
 
   // Runs fn on a thread of the reactor's pool (started on first use, at most 10 threads unless
   // suggestThreadPoolSize says otherwise; stopped and joined during shutdown, after the
   // "before shutdown" triggers). See reactor/threads.h for deferToThread and
   // blockingCallFromThread. Call on the reactor thread.
-  void callInThread(std::function<void()> fn);
+  void callInThread(UniqueFunction<void()> fn);
   ThreadPool& getThreadPool();
   void suggestThreadPoolSize(size_t maxThreads);
   // True when called on the thread that drives this reactor. Thread safe.
@@ -122,10 +122,10 @@ class ReactorBase : public IReactorTime {
   template <class F>
   TriggerId addSystemEventTrigger(std::string_view phase, std::string_view eventType, F fn) {
     if constexpr (std::is_same_v<std::invoke_result_t<F&>, Deferred<void>>) {
-      return addTrigger(phase, eventType, std::function<Deferred<void>()>(std::move(fn)));
+      return addTrigger(phase, eventType, UniqueFunction<Deferred<void>()>(std::move(fn)));
     } else {
       return addTrigger(phase, eventType,
-                        std::function<Deferred<void>()>([fn = std::move(fn)]() mutable {
+                        UniqueFunction<Deferred<void>()>([fn = std::move(fn)]() mutable {
                           fn();
                           return succeed();
                         }));
@@ -169,7 +169,7 @@ class ReactorBase : public IReactorTime {
 
  private:
   TriggerId addTrigger(std::string_view phase, std::string_view eventType,
-                       std::function<Deferred<void>()> fn);
+                       UniqueFunction<Deferred<void>()> fn);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -6,14 +6,14 @@
 
 namespace twist::task {
 
-LoopingCall::LoopingCall(IReactorTime& clock, std::function<void(int)> fn, int)
+LoopingCall::LoopingCall(IReactorTime& clock, UniqueFunction<void(int)> fn, int)
     : clock_(clock), fn_(std::move(fn)) {}
 
-LoopingCall::LoopingCall(IReactorTime& clock, std::function<void()> fn)
+LoopingCall::LoopingCall(IReactorTime& clock, UniqueFunction<void()> fn)
     : LoopingCall(
-          clock, [fn = std::move(fn)](int) { fn(); }, 0) {}
+          clock, [fn = std::move(fn)](int) mutable { fn(); }, 0) {}
 
-LoopingCall LoopingCall::withCount(IReactorTime& clock, std::function<void(int)> fn) {
+LoopingCall LoopingCall::withCount(IReactorTime& clock, UniqueFunction<void(int)> fn) {
   return LoopingCall(clock, std::move(fn), 0);
 }
 

@@ -68,10 +68,10 @@ namespace task {
 // throwing. Not thread safe.
 class LoopingCall {
  public:
-  LoopingCall(IReactorTime& clock, std::function<void()> fn);
+  LoopingCall(IReactorTime& clock, UniqueFunction<void()> fn);
   // fn(count): count is the number of intervals since the previous call (1 unless some were
   // skipped). Twisted's LoopingCall.withCount.
-  static LoopingCall withCount(IReactorTime& clock, std::function<void(int)> fn);
+  static LoopingCall withCount(IReactorTime& clock, UniqueFunction<void(int)> fn);
   ~LoopingCall();
   LoopingCall(LoopingCall&&) = delete;
   LoopingCall& operator=(LoopingCall&&) = delete;
@@ -90,12 +90,12 @@ class LoopingCall {
   long calls() const { return calls_; }
 
  private:
-  LoopingCall(IReactorTime& clock, std::function<void(int)> fn, int);
+  LoopingCall(IReactorTime& clock, UniqueFunction<void(int)> fn, int);
   void run();
   void scheduleNext();
 
   IReactorTime& clock_;
-  std::function<void(int)> fn_;
+  UniqueFunction<void(int)> fn_;
   bool running_ = false;
   double interval_ = 0;
   double start_ = 0;

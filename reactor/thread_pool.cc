@@ -12,7 +12,7 @@ ThreadPool::ThreadPool(size_t maxThreads) : max_(std::max<size_t>(1, maxThreads)
 
 ThreadPool::~ThreadPool() { stop(); }
 
-void ThreadPool::callInThread(std::function<void()> fn) {
+void ThreadPool::callInThread(UniqueFunction<void()> fn) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (stopping_) throw std::logic_error("ThreadPool::callInThread after stop()");
   queue_.push_back(std::move(fn));
@@ -33,7 +33,7 @@ void ThreadPool::work() {
       --idle_;
     }
     if (queue_.empty()) return;  // stopping, and the queue is drained
-    std::function<void()> fn = std::move(queue_.front());
+    UniqueFunction<void()> fn = std::move(queue_.front());
     queue_.pop_front();
     lock.unlock();
     try {

@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "reactor/function.h"
+
 namespace twist {
 
 // Thread safe. Threads are started on demand, up to maxThreads, and live until stop().
@@ -22,7 +24,7 @@ class ThreadPool {
 
   // Queues fn to run on a worker thread. An exception escaping fn is logged. Throws
   // std::logic_error once the pool has stopped.
-  void callInThread(std::function<void()> fn);
+  void callInThread(UniqueFunction<void()> fn);
   // Lets queued work finish, then joins every worker. Idempotent. Must not be called from a
   // worker (std::logic_error).
   void stop();
@@ -39,7 +41,7 @@ class ThreadPool {
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<std::function<void()>> queue_;
+  std::deque<UniqueFunction<void()>> queue_;
   std::vector<std::thread> threads_;
   std::vector<std::thread::id> ids_;
   size_t idle_ = 0;

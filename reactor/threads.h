@@ -110,7 +110,7 @@ auto blockingCallFromThread(ReactorBase& reactor, F fn) {
       if constexpr (detail::Unwrap<R0>::deferred) {
         Deferred<R> d = fn();
         if constexpr (std::is_void_v<R>) {
-          d.addCallbacks(
+          d.then(
               [slot, deliver] {
                 slot->emplace(std::in_place_index<0>);
                 deliver();
@@ -120,7 +120,7 @@ auto blockingCallFromThread(ReactorBase& reactor, F fn) {
                 deliver();
               });
         } else {
-          d.addCallbacks(
+          d.then(
               [slot, deliver](R v) {
                 slot->emplace(std::in_place_index<0>, std::move(v));
                 deliver();

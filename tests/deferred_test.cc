@@ -3,12 +3,15 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "reactor/clock.h"
+#include "reactor/function.h"
 #include "reactor/task.h"
 #include "tests/test_util.h"
 
@@ -43,7 +46,7 @@ TEST(Deferred, CallbacksRunInOrderOnTheValue) {
 TEST(Deferred, ACallbackMayChangeTheType) {
   Deferred<int> d;
   std::string got;
-  Deferred<std::string> s = d.addCallback([](int v) { return std::to_string(v) + "!"; });
+  Deferred<std::string> s = d.then([](int v) { return std::to_string(v) + "!"; });
   s.addCallback([&](std::string v) {
     got = v;
     return v;
@@ -149,7 +152,7 @@ TEST(Deferred, NestedDeferredOfAnotherType) {
   Deferred<int> d;
   Deferred<std::string> later;
   std::string got;
-  d.addCallback([&](int) { return later; }).addCallback([&](std::string s) {
+  d.then([&](int) { return later; }).then([&](std::string s) {
     got = s;
     return s.size();
   });
@@ -240,7 +243,7 @@ TEST(Deferred, VoidDeferred) {
   d.addCallback([&] { ++calls; });
   d.callback();
   EXPECT_EQ(calls, 2);
-  Deferred<int> toInt = succeed().addCallback([] { return 3; });
+  Deferred<int> toInt = succeed().then([] { return 3; });
   int v = 0;
   toInt.addCallback([&](int x) {
     v = x;
@@ -267,7 +270,7 @@ TEST(Deferred, MoveOnlyValues) {
 TEST(Deferred, SucceedFailGatherAndList) {
   std::vector<int> all;
   std::vector<Deferred<int>> ds = {Deferred<int>(), succeed(2), Deferred<int>()};
-  gatherResults(ds).addCallback([&](std::vector<int> v) {
+  gatherResults(ds).then([&](std::vector<int> v) {
     all = v;
     return v;
   });
@@ -288,7 +291,7 @@ TEST(Deferred, SucceedFailGatherAndList) {
 
   std::vector<Outcome<int>> outcomes;
   std::vector<Deferred<int>> ls = {succeed(1), fail<int>(Failure::of(std::runtime_error("no")))};
-  DeferredList(ls).addCallback([&](std::vector<Outcome<int>> v) {
+  DeferredList(ls).then([&](std::vector<Outcome<int>> v) {
     outcomes = std::move(v);
     return 0;
   });
@@ -370,6 +373,87 @@ TEST(Deferred, WaitingChainsOfAHundredThousandUnwindWithoutRecursion) {
   });
   chained[0].callback(9);
   EXPECT_EQ(last, 9);
+}
+
+TEST(Deferred, CallbacksMayBeMoveOnly) {
+  Deferred<int> d;
+  auto owned = std::make_unique<int>(40);
+  int seen = 0;
+  d.addCallback([p = std::move(owned)](int v) {
+     return v + *p;
+   }).addErrback([p = std::make_unique<int>(0)](const Failure&) { return *p; });
+  d.then([&seen, keep = std::make_unique<int>(1)](int v) { seen = v + *keep; });
+  d.callback(1);
+  EXPECT_EQ(seen, 42);
+  task::Clock clock;
+  int ran = 0;
+  clock.callLater(1, [p = std::make_unique<int>(7), &ran] { ran = *p; });
+  clock.advance(1);
+  EXPECT_EQ(ran, 7);
+}
+
+TEST(UniqueFunction, HoldsSmallAndLargeCallablesAndMoves) {
+  UniqueFunction<int(int)> empty;
+  EXPECT_FALSE(empty);
+  EXPECT_THROW(empty(1), std::bad_function_call);
+  std::function<int(int)> none;
+  UniqueFunction<int(int)> fromEmpty = none;
+  EXPECT_FALSE(fromEmpty);
+  UniqueFunction<int(int)> small = [](int x) { return x + 1; };
+  std::array<char, 200> big{};
+  big[199] = 5;
+  UniqueFunction<int(int)> large = [big](int x) { return x + big[199]; };  // on the heap
+  EXPECT_EQ(small(1), 2);
+  EXPECT_EQ(large(1), 6);
+  UniqueFunction<int(int)> moved = std::move(large);
+  EXPECT_FALSE(large);  // NOLINT: checking the moved-from state on purpose
+  EXPECT_EQ(moved(2), 7);
+  moved = std::move(small);
+  EXPECT_EQ(moved(2), 3);
+  auto counter = std::make_shared<int>(0);
+  {
+    UniqueFunction<void()> f = [counter] { ++*counter; };
+    EXPECT_EQ(counter.use_count(), 2);
+  }
+  EXPECT_EQ(counter.use_count(), 1);  // destroyed with the holder
+}
+
+TEST(Coroutines, CancellingACoroutineCancelsWhatItAwaitsAndStopsIt) {
+  bool awaitedCancelled = false;
+  bool wentOn = false;
+  Deferred<int> awaited([&](Deferred<int>&) { awaitedCancelled = true; });
+  auto work = [&]() -> Deferred<int> {
+    int v = co_await awaited;
+    wentOn = true;
+    co_return v;
+  };
+  Deferred<int> d = work();
+  Failure reason;
+  d.addErrback([&](const Failure& f) {
+    reason = f;
+    return 0;
+  });
+  d.cancel();
+  EXPECT_TRUE(awaitedCancelled);
+  EXPECT_FALSE(wentOn) << "the coroutine went on after it was cancelled";
+  EXPECT_TRUE(reason.check<CancelledError>()) << reason.toString();
+}
+
+TEST(Coroutines, ATimedOutCoroutineStopsWorking) {
+  task::Clock clock;
+  int steps = 0;
+  auto work = [&]() -> Deferred<void> {
+    for (int i = 0; i < 10; ++i) {
+      co_await task::deferLater(clock, 1, [] {});
+      ++steps;
+    }
+  };
+  Deferred<void> d = addTimeout(work(), clock, 2.5);
+  Failure reason;
+  d.addErrback([&](const Failure& f) { reason = f; });
+  clock.pump({1, 1, 1, 1, 1, 1});
+  EXPECT_EQ(steps, 2) << "the work went on after the timeout";
+  EXPECT_TRUE(reason.check<TimeoutError>()) << reason.toString();
 }
 
 TEST(Coroutines, AwaitValues) {

@@ -250,8 +250,8 @@ TEST(DeferToThread, ResultsThatArriveDuringShutdownAreDelivered) {
                     cv.wait(lock, [&] { return release; });
                     return 42;
                   })
-        .addCallbacks([&](int v) { order.push_back("result " + std::to_string(v)); },
-                      [&](const Failure& f) { order.push_back("failure " + f.toString()); });
+        .then([&](int v) { order.push_back("result " + std::to_string(v)); },
+              [&](const Failure& f) { order.push_back("failure " + f.toString()); });
     r.stop();
   });
   r.addSystemEventTrigger("before", "shutdown", [&] {

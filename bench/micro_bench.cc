@@ -9,6 +9,8 @@
 
 #include "reactor/clock.h"
 #include "reactor/deferred.h"
+#include "reactor/errors.h"
+#include "reactor/failure.h"
 #include "reactor/reactor.h"
 
 namespace {
@@ -198,5 +200,25 @@ void BM_CoroutineAwaitSuspend(benchmark::State& state) {
 BENCHMARK(BM_CoroutineAwaitSuspend);
 
 }  // namespace
+
+// What a connection's end costs for its reason: the prebuilt Failure and the two checks a
+// protocol typically makes, beside making the Failure from a new exception each time.
+void BM_CloseReasonPrebuilt(benchmark::State& state) {
+  for (auto _ : state) {
+    twist::Failure reason = twist::ConnectionDone::failure();
+    benchmark::DoNotOptimize(reason.check<twist::ConnectionDone>());
+    benchmark::DoNotOptimize(reason.check<twist::ConnectionLost>());
+  }
+}
+BENCHMARK(BM_CloseReasonPrebuilt);
+
+void BM_CloseReasonMadeEachTime(benchmark::State& state) {
+  for (auto _ : state) {
+    twist::Failure reason = twist::Failure::of(twist::ConnectionDone());
+    benchmark::DoNotOptimize(reason.check<twist::ConnectionDone>());
+    benchmark::DoNotOptimize(reason.check<twist::ConnectionLost>());
+  }
+}
+BENCHMARK(BM_CloseReasonMadeEachTime);
 
 BENCHMARK_MAIN();

@@ -4,67 +4,83 @@
 #include <cstring>
 #include <utility>
 
+#include "reactor/failure.h"
+
 namespace twist {
 
-CannotListenError::CannotListenError(std::string interface, uint16_t port, int osError,
-                                     const std::string& why)
+CannotListenError::CannotListenError(std::string interface, uint16_t port, const std::string& why,
+                                     std::error_code code)
     : Error("Couldn't listen on " + (interface.empty() ? std::string("any") : interface) + ":" +
-            std::to_string(port) + ": " + why + "."),
+                std::to_string(port) + ": " + why + ".",
+            code),
       interface_(std::move(interface)),
-      port_(port),
-      osError_(osError) {}
+      port_(port) {}
 
-namespace {
-std::string lostMessage(int osError, const std::string& detail) {
-  std::string m = "Connection to the other side was lost in a non-clean fashion";
-  if (osError != 0) m += std::string(": ") + std::strerror(osError);
-  if (!detail.empty()) m += (osError != 0 ? " (" + detail + ")" : ": " + detail);
-  return m + ".";
+CannotListenError CannotListenError::fromErrno(std::string interface, uint16_t port, int err) {
+  return CannotListenError(std::move(interface), port, std::strerror(err), osErrorCode(err));
 }
-}  // namespace
 
-ConnectionLost::ConnectionLost(int osError, const std::string& detail)
-    : ConnectionClosed(lostMessage(osError, detail)), osError_(osError) {}
+const Failure& ConnectionDone::failure() {
+  static const Failure f = Failure::of(ConnectionDone());
+  return f;
+}
+
+ConnectionLost ConnectionLost::fromErrno(int err) {
+  return ConnectionLost(std::string("Connection to the other side was lost in a non-clean "
+                                    "fashion: ") +
+                            std::strerror(err) + ".",
+                        osErrorCode(err));
+}
+
+ConnectionLost ConnectionLost::reactorShutdown() {
+  return ConnectionLost(
+      "Connection to the other side was lost in a non-clean fashion: the reactor shut down.");
+}
+
+const Failure& ConnectionAborted::failure() {
+  static const Failure f = Failure::of(ConnectionAborted());
+  return f;
+}
 
 WriteBufferFullError::WriteBufferFullError(size_t wouldBuffer, size_t cap)
     : ConnectionLost("Connection aborted: the peer is not reading; " + std::to_string(wouldBuffer) +
-                         " bytes would wait to be sent, over the "
-                         "write buffer cap of " +
-                         std::to_string(cap) + " bytes.",
-                     0),
+                     " bytes would wait to be sent, over the write buffer cap of " +
+                     std::to_string(cap) + " bytes."),
       cap_(cap) {}
 
-ConnectError::ConnectError(const std::string& why, int osError)
-    : Error("An error occurred while connecting: " +
-            (osError != 0 ? std::to_string(osError) + ": " + std::strerror(osError) + ". " : "") +
-            why),
-      osError_(osError) {}
-
-ConnectBindError::ConnectBindError(const std::string& address, int osError, const std::string& why)
-    : ConnectError(osError, "Couldn't bind to " + address + ": " + why + ".") {}
-
-ConnectionRefusedError::ConnectionRefusedError()
-    : ConnectError(ECONNREFUSED, "Connection was refused by other side: " +
-                                     std::to_string(ECONNREFUSED) + ": Connection refused.") {}
-
-TimeoutError::TimeoutError(int osError)
-    : ConnectError(osError, osError != 0 ? std::string("Connection timed out: ") +
-                                               std::strerror(osError) + "."
-                                         : std::string("User timeout caused connection failure.")) {
+ConnectError ConnectError::fromErrno(int err, std::string_view during) {
+  return ConnectError("An error occurred while connecting: " + std::string(during) + ": " +
+                          std::strerror(err) + ".",
+                      osErrorCode(err));
 }
 
-TimeoutError TimeoutError::after(double seconds) {
-  std::string s = std::to_string(seconds);
-  s.erase(s.find_last_not_of('0') + 1);
-  if (!s.empty() && s.back() == '.') s.pop_back();
-  return TimeoutError(0, "Deferred timed out after " + s + " seconds.");
+ConnectBindError::ConnectBindError(const std::string& address, const std::string& why,
+                                   std::error_code code)
+    : ConnectError("Couldn't bind to " + address + ": " + why + ".", code) {}
+
+ConnectionRefusedError::ConnectionRefusedError()
+    : ConnectError("Connection was refused by other side: " + std::to_string(ECONNREFUSED) +
+                       ": Connection refused.",
+                   osErrorCode(ECONNREFUSED)) {}
+
+TimeoutError TimeoutError::fromErrno(int err) {
+  return TimeoutError(std::string("Connection timed out: ") + std::strerror(err) + ".",
+                      osErrorCode(err));
 }
 
 DNSLookupError::DNSLookupError(const std::string& host, const std::string& why)
-    : ConnectError(0, "DNS lookup failed: address '" + host + "' not found: " + why + ".") {}
+    : ConnectError("DNS lookup failed: address '" + host + "' not found: " + why + ".") {}
 
-UserError::UserError(const std::string& why) : ConnectError(0, why) {}
+namespace {
+std::string secondsText(double seconds) {
+  std::string s = std::to_string(seconds);
+  s.erase(s.find_last_not_of('0') + 1);
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+}  // namespace
 
-NoProtocol::NoProtocol() : ConnectError(0, "The factory's buildProtocol returned no protocol.") {}
+DeferredTimeoutError::DeferredTimeoutError(double seconds)
+    : Error("Deferred timed out after " + secondsText(seconds) + " seconds."), seconds_(seconds) {}
 
 }  // namespace twist

@@ -1,21 +1,41 @@
 // Public. The error types twist raises or hands to callbacks, named after Twisted's
-// twisted.internet.error so a Twisted user recognises them.
+// (twisted.internet.error, twisted.internet.defer) so a Twisted user recognises them.
+//
+// Every error has one constructor taking what it needs, in the order it reads ("why", then the
+// OS error as a std::error_code), and named constructors for the common cases
+// (ConnectionLost::fromErrno(ECONNRESET)). The reasons a connection ends with most often are
+// prebuilt Failures (ConnectionDone::failure(), ConnectionAborted::failure()): closing a
+// connection allocates nothing for its reason.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <system_error>
 
 namespace twist {
 
-// Base of every error twist defines.
+class Failure;
+
+// Base of every error twist defines. code() is the OS error behind it ({} when there is none).
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& message, std::error_code code = {})
+      : std::runtime_error(message), code_(code) {}
+  const std::error_code& code() const { return code_; }
+  // The errno of code() (0 when there is none).
+  int osError() const { return code_.value(); }
+
+ private:
+  std::error_code code_;
 };
 
-// A DelayedCall was used after it ran (cancel, reset, delay).
+// An errno as a std::error_code (system category).
+inline std::error_code osErrorCode(int err) { return {err, std::system_category()}; }
+
+// A DelayedCall was used after it ran (cancel, reset, delay). Twisted's error.AlreadyCalled.
 class AlreadyCalled : public Error {
  public:
   AlreadyCalled() : Error("AlreadyCalled: the delayed call has already run") {}
@@ -53,18 +73,19 @@ class ReactorShutdownError : public Error {
       : Error("ReactorShutdownError: the reactor shut down before the call could complete") {}
 };
 
-// listenTCP could not bind or listen. Carries the address asked for and the OS error (0 if none).
+// listenTCP could not bind or listen. Carries the address asked for and the OS error.
 class CannotListenError : public Error {
  public:
-  CannotListenError(std::string interface, uint16_t port, int osError, const std::string& why);
+  CannotListenError(std::string interface, uint16_t port, const std::string& why,
+                    std::error_code code = {});
+  // "Couldn't listen on 127.0.0.1:8000: Address already in use."
+  static CannotListenError fromErrno(std::string interface, uint16_t port, int err);
   const std::string& interface() const { return interface_; }
   uint16_t port() const { return port_; }
-  int osError() const { return osError_; }
 
  private:
   std::string interface_;
   uint16_t port_;
-  int osError_;
 };
 
 // Base of the reasons handed to Protocol::connectionLost.
@@ -77,27 +98,28 @@ class ConnectionClosed : public Error {
 class ConnectionDone : public ConnectionClosed {
  public:
   ConnectionDone() : ConnectionClosed("Connection was closed cleanly.") {}
+  // A prebuilt Failure holding a ConnectionDone (shared, immutable; safe from any thread).
+  static const Failure& failure();
 };
 
-// The connection was lost in a non-clean fashion. osError() is the errno (0 if there was none,
-// for example when the reactor shut down).
+// The connection was lost in a non-clean fashion; code() is the OS error if there was one.
 class ConnectionLost : public ConnectionClosed {
  public:
-  explicit ConnectionLost(int osError, const std::string& detail = "");
-  int osError() const { return osError_; }
-
- protected:
-  ConnectionLost(const std::string& message, int osError)
-      : ConnectionClosed(message), osError_(osError) {}
-
- private:
-  int osError_;
+  explicit ConnectionLost(
+      const std::string& message = "Connection to the other side was lost in a non-clean fashion.",
+      std::error_code code = {})
+      : ConnectionClosed(message, code) {}
+  // "...lost in a non-clean fashion: Connection reset by peer."
+  static ConnectionLost fromErrno(int err);
+  // The reactor shut down with the connection open.
+  static ConnectionLost reactorShutdown();
 };
 
 // abortConnection() was called: the connection closed at once, dropping unsent data.
 class ConnectionAborted : public ConnectionLost {
  public:
-  ConnectionAborted() : ConnectionLost("Connection was aborted locally.", 0) {}
+  ConnectionAborted() : ConnectionLost("Connection was aborted locally.") {}
+  static const Failure& failure();
 };
 
 // The peer did not read: a write would have left more than the transport's cap
@@ -112,26 +134,22 @@ class WriteBufferFullError : public ConnectionLost {
   size_t cap_;
 };
 
-// ---- connecting (Reactor::connectTCP) ----
+// ---- connecting (IReactorTCP::connectTCP) ----
 
-// An outgoing connection attempt failed. osError() is the errno (0 if none).
+// An outgoing connection attempt failed; code() is the OS error if there was one.
 class ConnectError : public Error {
  public:
-  explicit ConnectError(const std::string& why, int osError = 0);
-  int osError() const { return osError_; }
-
- protected:
-  ConnectError(int osError, const std::string& message) : Error(message), osError_(osError) {}
-
- private:
-  int osError_;
+  explicit ConnectError(const std::string& message, std::error_code code = {})
+      : Error(message, code) {}
+  // "An error occurred while connecting: socket(): Too many open files."
+  static ConnectError fromErrno(int err, std::string_view during);
 };
 
 // The local address given to connectTCP (bindAddress) could not be bound: in use, not an IP
-// address, or of another family than the destination. osError() is the errno (0 if none).
+// address, or of another family than the destination.
 class ConnectBindError : public ConnectError {
  public:
-  ConnectBindError(const std::string& address, int osError, const std::string& why);
+  ConnectBindError(const std::string& address, const std::string& why, std::error_code code = {});
 };
 
 // The peer refused the connection (ECONNREFUSED: nothing listens there).
@@ -140,15 +158,15 @@ class ConnectionRefusedError : public ConnectError {
   ConnectionRefusedError();
 };
 
-// The attempt took longer than its timeout (or the OS gave up: osError() is ETIMEDOUT). Also
-// what addTimeout fails a Deferred with (made by TimeoutError::after).
+// The attempt took longer than its timeout, or the OS gave up (code() is ETIMEDOUT then).
+// Twisted's error.TimeoutError. (A Deferred that times out fails with DeferredTimeoutError.)
 class TimeoutError : public ConnectError {
  public:
-  explicit TimeoutError(int osError = 0);
-  static TimeoutError after(double seconds);
+  TimeoutError() : ConnectError("User timeout caused connection failure.") {}
+  static TimeoutError fromErrno(int err);
 
  private:
-  TimeoutError(int osError, const std::string& message) : ConnectError(osError, message) {}
+  using ConnectError::ConnectError;
 };
 
 // The host name did not resolve.
@@ -160,13 +178,26 @@ class DNSLookupError : public ConnectError {
 // The attempt was stopped by Connector::stopConnecting (or the reactor shut down).
 class UserError : public ConnectError {
  public:
-  explicit UserError(const std::string& why = "User aborted connection.");
+  explicit UserError(const std::string& why = "User aborted connection.") : ConnectError(why) {}
 };
 
 // The client factory's buildProtocol returned nullptr.
 class NoProtocol : public ConnectError {
  public:
-  NoProtocol();
+  NoProtocol() : ConnectError("The factory's buildProtocol returned no protocol.") {}
+};
+
+// ---- Deferreds ----
+
+// addTimeout's Deferred had no result in time (Twisted's defer.TimeoutError; not a
+// ConnectError: nothing was connecting).
+class DeferredTimeoutError : public Error {
+ public:
+  explicit DeferredTimeoutError(double seconds);
+  double seconds() const { return seconds_; }
+
+ private:
+  double seconds_;
 };
 
 }  // namespace twist

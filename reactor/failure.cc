@@ -9,6 +9,16 @@
 
 namespace twist {
 
+Failure::Failure(std::exception_ptr e) : error_(std::move(e)) {
+  if (!error_) return;
+  try {
+    std::rethrow_exception(error_);
+  } catch (const std::exception& ex) {
+    object_ = &ex;  // lives in the exception object error_ keeps alive
+  } catch (...) {
+  }
+}
+
 void Failure::raise() const {
   if (!error_) throw std::logic_error("Failure::raise on an empty Failure");
   std::rethrow_exception(error_);
@@ -16,6 +26,7 @@ void Failure::raise() const {
 
 std::string Failure::getErrorMessage() const {
   if (!error_) return "(no failure)";
+  if (object_ != nullptr) return object_->what();
   try {
     std::rethrow_exception(error_);
   } catch (const std::exception& e) {
@@ -28,10 +39,14 @@ std::string Failure::getErrorMessage() const {
 std::string Failure::typeName() const {
   if (!error_) return "(none)";
   const std::type_info* type = nullptr;
-  try {
-    std::rethrow_exception(error_);
-  } catch (...) {
-    type = abi::__cxa_current_exception_type();
+  if (object_ != nullptr) {
+    type = &typeid(*object_);
+  } else {
+    try {
+      std::rethrow_exception(error_);
+    } catch (...) {
+      type = abi::__cxa_current_exception_type();
+    }
   }
   if (type == nullptr) return "(unknown)";
   int status = 0;

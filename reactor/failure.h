@@ -4,18 +4,22 @@
 
 #include <exception>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace twist {
 
-// Holds one exception. Cheap to copy (shares the exception). Not thread safe to mutate.
+// Holds one exception. Cheap to copy (shares the exception). Immutable once made, so a Failure
+// (and the prebuilt ones, such as ConnectionDone::failure()) may be read from any thread.
+// check<E>() and get<E>() for an exception type E cost a dynamic_cast, not a rethrow: the
+// object is located once, when the Failure is made.
 class Failure {
  public:
   // An empty Failure holds no exception; check<E>() is false for every E.
   Failure() = default;
-  explicit Failure(std::exception_ptr e) : error_(std::move(e)) {}
+  explicit Failure(std::exception_ptr e);
 
-  // Wraps a copy of `e`: Failure::of(ConnectionDone()).
+  // Wraps a copy of `e`: ConnectionDone::failure().
   template <class E>
   static Failure of(E e) {
     return Failure(std::make_exception_ptr(std::move(e)));
@@ -34,12 +38,16 @@ class Failure {
   template <class E>
   const E* get() const {
     if (!error_) return nullptr;
-    try {
-      std::rethrow_exception(error_);
-    } catch (const E& e) {
-      return &e;
-    } catch (...) {
-      return nullptr;
+    if constexpr (std::is_base_of_v<std::exception, E>) {
+      return object_ == nullptr ? nullptr : dynamic_cast<const E*>(object_);
+    } else {
+      try {
+        std::rethrow_exception(error_);
+      } catch (const E& e) {
+        return &e;
+      } catch (...) {
+        return nullptr;
+      }
     }
   }
 
@@ -66,6 +74,7 @@ class Failure {
 
  private:
   std::exception_ptr error_;
+  const std::exception* object_ = nullptr;  // the held exception, if it is a std::exception
 };
 
 }  // namespace twist

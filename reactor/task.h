@@ -53,7 +53,7 @@ Deferred<T> addTimeout(Deferred<T> d, IReactorTime& clock, double seconds) {
   });
   return d.addErrback([timedOut, seconds](const Failure& f) -> Failure {
     if (*timedOut && f.check<CancelledError>()) {
-      return Failure::of(TimeoutError::after(seconds));
+      return Failure::of(DeferredTimeoutError(seconds));
     }
     return f;
   });

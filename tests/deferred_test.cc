@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cerrno>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -95,7 +96,7 @@ TEST(Deferred, ErrbackCanKeepFailing) {
     sawLost = f.check<ConnectionLost>();
     return -1;
   });
-  d.errback(ConnectionLost(ECONNRESET));
+  d.errback(ConnectionLost::fromErrno(ECONNRESET));
   EXPECT_EQ(errbacks, 2);
   EXPECT_TRUE(sawLost);
 }
@@ -453,7 +454,43 @@ TEST(Coroutines, ATimedOutCoroutineStopsWorking) {
   d.addErrback([&](const Failure& f) { reason = f; });
   clock.pump({1, 1, 1, 1, 1, 1});
   EXPECT_EQ(steps, 2) << "the work went on after the timeout";
-  EXPECT_TRUE(reason.check<TimeoutError>()) << reason.toString();
+  EXPECT_TRUE(reason.check<DeferredTimeoutError>()) << reason.toString();
+  EXPECT_FALSE(reason.check<ConnectError>()) << "nothing was connecting";
+}
+
+TEST(Failure, ErrorsCarryTheirOsErrorAndCommonReasonsArePrebuilt) {
+  ConnectionLost reset = ConnectionLost::fromErrno(ECONNRESET);
+  EXPECT_EQ(reset.code(), std::errc::connection_reset);
+  EXPECT_EQ(reset.osError(), ECONNRESET);
+  EXPECT_NE(std::string(reset.what()).find("reset"), std::string::npos);
+  EXPECT_FALSE(ConnectionLost::reactorShutdown().code());
+  EXPECT_EQ(ConnectionRefusedError().code(), std::errc::connection_refused);
+  EXPECT_EQ(TimeoutError::fromErrno(ETIMEDOUT).code(), std::errc::timed_out);
+  EXPECT_EQ(CannotListenError::fromErrno("::1", 80, EACCES).code(), std::errc::permission_denied);
+  EXPECT_EQ(ConnectBindError("127.0.0.1:1", "in use", osErrorCode(EADDRINUSE)).osError(),
+            EADDRINUSE);
+
+  const Failure& done = ConnectionDone::failure();
+  EXPECT_EQ(&done, &ConnectionDone::failure()) << "one prebuilt Failure, not one per close";
+  EXPECT_TRUE(done.check<ConnectionDone>());
+  EXPECT_TRUE(done.check<ConnectionClosed>());
+  EXPECT_FALSE(done.check<ConnectionLost>());
+  EXPECT_TRUE(ConnectionAborted::failure().check<ConnectionLost>());
+  Failure copy = done;
+  EXPECT_EQ(copy.get<ConnectionDone>(), done.get<ConnectionDone>()) << "copies share the error";
+
+  Failure odd = [] {
+    try {
+      throw 42;
+    } catch (...) {
+      return Failure::current();
+    }
+  }();
+  EXPECT_TRUE(odd.check<int>());
+  EXPECT_FALSE(odd.check<std::exception>());
+  EXPECT_EQ(odd.typeName(), "int");
+  EXPECT_EQ(Failure::of(DeferredTimeoutError(2.5)).getErrorMessage(),
+            "Deferred timed out after 2.5 seconds.");
 }
 
 TEST(Coroutines, AwaitValues) {
@@ -487,7 +524,7 @@ TEST(Coroutines, AwaitedFailureIsThrownAndCanBeCaught) {
     got = s;
     return s;
   });
-  d.errback(ConnectionLost(ECONNRESET));
+  d.errback(ConnectionLost::fromErrno(ECONNRESET));
   EXPECT_NE(got.find("lost: "), std::string::npos) << got;
 }
 

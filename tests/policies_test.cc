@@ -82,7 +82,7 @@ TEST(TimeoutMixin, CancelledOnCloseAndWithTheProtocol) {
     StringTransport t;
     IdleEcho p(clock, 10, &timeouts);
     p.makeConnection(&t);
-    p.notifyConnectionLost(Failure::of(ConnectionDone()));
+    p.notifyConnectionLost(ConnectionDone::failure());
     EXPECT_TRUE(clock.getDelayedCalls().empty());
   }
   {
@@ -264,8 +264,8 @@ TEST(ThrottlingFactory, ReadsOverTheLimitPauseEveryConnectionUntilTheNextSecond)
   EXPECT_FALSE(t2.paused());
   EXPECT_EQ(f->readThisSecond(), 0u);
   EXPECT_EQ(f->readThrottles(), 1);
-  p1->notifyConnectionLost(Failure::of(ConnectionDone()));
-  p2->notifyConnectionLost(Failure::of(ConnectionDone()));
+  p1->notifyConnectionLost(ConnectionDone::failure());
+  p2->notifyConnectionLost(ConnectionDone::failure());
   f->doStop();
 }
 
@@ -295,7 +295,7 @@ TEST(ThrottlingFactory, WritesOverTheLimitPauseTheProducers) {
   clock.advance(1);
   EXPECT_EQ(counts.resumes, 1);
   EXPECT_EQ(f->writeThrottles(), 1);
-  p->notifyConnectionLost(Failure::of(ConnectionDone()));
+  p->notifyConnectionLost(ConnectionDone::failure());
   f->doStop();
 }
 

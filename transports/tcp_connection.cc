@@ -132,7 +132,7 @@ void Connection::handleRead() {
   if (n < 0 && wouldBlock(errno)) return;
   if (n < 0) {
     int err = errno;
-    closeNow(Failure::of(ConnectionLost(err)));
+    closeNow(Failure::of(ConnectionLost::fromErrno(err)));
     return;
   }
   readEnded();
@@ -150,18 +150,18 @@ void Connection::readEnded() {
       failFromCallback("readConnectionLost");
       return;
     }
-    if (state_ == State::Connected && writeShutDone_) closeNow(Failure::of(ConnectionDone()));
+    if (state_ == State::Connected && writeShutDone_) closeNow(ConnectionDone::failure());
     return;
   }
   // The peer closed its side. Send what is still buffered (also after loseWriteConnection:
   // nothing written may be lost), then close cleanly.
   if (evbuffer_get_length(output_) > 0) {
     state_ = State::Disconnecting;
-    pendingReason_ = Failure::of(ConnectionDone());
+    pendingReason_ = ConnectionDone::failure();
     updateWriteEvent();
     return;
   }
-  closeNow(Failure::of(ConnectionDone()));
+  closeNow(ConnectionDone::failure());
 }
 
 void Connection::updateReading() {
@@ -201,7 +201,7 @@ void Connection::write(std::string_view data) {
     if (n == static_cast<ssize_t>(data.size())) return;
     if (n < 0) {
       if (!wouldBlock(errno)) {
-        closeLater(Failure::of(ConnectionLost(errno)));
+        closeLater(Failure::of(ConnectionLost::fromErrno(errno)));
         return;
       }
       n = 0;
@@ -234,7 +234,7 @@ void Connection::writeSequence(std::span<const std::string_view> data) {
     if (n == static_cast<ssize_t>(total)) return;
     if (n < 0) {
       if (!wouldBlock(errno)) {
-        closeLater(Failure::of(ConnectionLost(errno)));
+        closeLater(Failure::of(ConnectionLost::fromErrno(errno)));
         return;
       }
       n = 0;
@@ -284,7 +284,7 @@ void Connection::handleWrite() {
   if (state_ == State::Closing || state_ == State::Closed) return;
   if (flush() == Flush::Failed) {
     int err = errno;
-    closeNow(Failure::of(ConnectionLost(err)));
+    closeNow(Failure::of(ConnectionLost::fromErrno(err)));
     return;
   }
   if (evbuffer_get_length(output_) == 0) stopWriting();  // before any callback writes again
@@ -316,7 +316,7 @@ void Connection::shutdownWrite() {
     }
   }
   // Both halves are closed now: the connection is over.
-  if (state_ == State::Connected && readEnded_) closeNow(Failure::of(ConnectionDone()));
+  if (state_ == State::Connected && readEnded_) closeNow(ConnectionDone::failure());
 }
 
 void Connection::askProducer() {
@@ -427,11 +427,11 @@ size_t Connection::bufferedSize() const { return evbuffer_get_length(output_); }
 void Connection::loseConnection() {
   if (state_ != State::Connected) return;
   if (evbuffer_get_length(output_) == 0) {
-    closeLater(Failure::of(ConnectionDone()));
+    closeLater(ConnectionDone::failure());
     return;
   }
   state_ = State::Disconnecting;
-  pendingReason_ = Failure::of(ConnectionDone());
+  pendingReason_ = ConnectionDone::failure();
   updateReading();
   startWriting();
   updateWriteEvent();
@@ -448,7 +448,7 @@ void Connection::loseWriteConnection() {
 void Connection::abortConnection() {
   if (state_ == State::Closing || state_ == State::Closed) return;
   evbuffer_drain(output_, evbuffer_get_length(output_));
-  closeLater(Failure::of(ConnectionAborted()));
+  closeLater(ConnectionAborted::failure());
 }
 
 void Connection::closeLater(Failure reason) {
@@ -505,7 +505,7 @@ void Connection::reactorShutdown() {
   if (state_ == State::Closing) {
     closeNow(pendingReason_);
   } else {
-    closeNow(Failure::of(ConnectionLost(0, "the reactor shut down")));
+    closeNow(Failure::of(ConnectionLost::reactorShutdown()));
   }
 }
 

@@ -20,8 +20,8 @@ namespace {
 
 Failure connectFailure(int err) {
   if (err == ECONNREFUSED) return Failure::of(ConnectionRefusedError());
-  if (err == ETIMEDOUT) return Failure::of(TimeoutError(err));
-  return Failure::of(ConnectError("connect() failed", err));
+  if (err == ETIMEDOUT) return Failure::of(TimeoutError::fromErrno(err));
+  return Failure::of(ConnectError::fromErrno(err, "connect()"));
 }
 
 template <class F>
@@ -166,7 +166,7 @@ void Connector::tryNextAddress() {
     const auto& [ss, len] = addresses_[nextAddress_++];
     fd_ = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd_ < 0) {
-      lastError_ = Failure::of(ConnectError("socket() failed", errno));
+      lastError_ = Failure::of(ConnectError::fromErrno(errno, "socket()"));
       continue;
     }
     if (options_.bindAddress) {
@@ -201,17 +201,16 @@ Failure Connector::bindLocal(int family) {
   sockaddr_storage local;
   socklen_t localLen;
   if (!parseIPAddress(host, port, &local, &localLen)) {
-    return Failure::of(ConnectBindError(where, 0, "not an IPv4 or IPv6 address"));
+    return Failure::of(ConnectBindError(where, "not an IPv4 or IPv6 address"));
   }
   if (local.ss_family != family) {
-    return Failure::of(ConnectBindError(where, 0,
-                                        std::string("the destination is an ") +
-                                            (family == AF_INET6 ? "IPv6" : "IPv4") +
-                                            " address and the bind address is not"));
+    return Failure::of(ConnectBindError(where, std::string("the destination is an ") +
+                                                   (family == AF_INET6 ? "IPv6" : "IPv4") +
+                                                   " address and the bind address is not"));
   }
   if (::bind(fd_, reinterpret_cast<sockaddr*>(&local), localLen) != 0) {
     int err = errno;
-    return Failure::of(ConnectBindError(where, err, std::strerror(err)));
+    return Failure::of(ConnectBindError(where, std::strerror(err), osErrorCode(err)));
   }
   return Failure();
 }

@@ -58,7 +58,7 @@ std::shared_ptr<Port> Port::listen(ReactorBase& reactor, uint16_t port,
   if (iface.find('\0') != std::string::npos) {
     std::string shown;
     for (char c : iface) shown += c == '\0' ? std::string("\\0") : std::string(1, c);
-    throw CannotListenError(shown, port, 0, "the interface has a NUL byte in it");
+    throw CannotListenError(shown, port, "the interface has a NUL byte in it");
   }
   if (iface.empty()) {
     auto* in = reinterpret_cast<sockaddr_in*>(&ss);
@@ -67,20 +67,21 @@ std::shared_ptr<Port> Port::listen(ReactorBase& reactor, uint16_t port,
     in->sin_port = htons(port);
     len = sizeof(sockaddr_in);
   } else if (!parseIPAddress(iface, port, &ss, &len)) {
-    throw CannotListenError(iface, port, 0, "'" + iface + "' is not an IPv4 or IPv6 address");
+    throw CannotListenError(iface, port, "'" + iface + "' is not an IPv4 or IPv6 address");
   }
 
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     int err = errno;
-    throw CannotListenError(iface, port, err, std::strerror(err));
+    throw CannotListenError::fromErrno(iface, port, err);
   }
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (options.reusePort && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
     int err = errno;
     ::close(fd);
-    throw CannotListenError(iface, port, err, std::string("SO_REUSEPORT: ") + std::strerror(err));
+    throw CannotListenError(iface, port, std::string("SO_REUSEPORT: ") + std::strerror(err),
+                            osErrorCode(err));
   }
   if (ss.ss_family == AF_INET6) {
     int v6only = options.ipv6Only ? 1 : 0;
@@ -90,7 +91,7 @@ std::shared_ptr<Port> Port::listen(ReactorBase& reactor, uint16_t port,
       ::listen(fd, options.backlog > 0 ? options.backlog : systemMaxBacklog()) != 0) {
     int err = errno;
     ::close(fd);
-    throw CannotListenError(iface, port, err, std::strerror(err));
+    throw CannotListenError::fromErrno(iface, port, err);
   }
   sockaddr_storage bound{};
   socklen_t boundLen = sizeof bound;
@@ -112,7 +113,7 @@ std::shared_ptr<Port> Port::listen(ReactorBase& reactor, uint16_t port,
                                     LEV_OPT_CLOSE_ON_EXEC, 0, fd);  // 0: already listening
   if (p->listener_ == nullptr) {
     p->factory_->doStop();
-    throw CannotListenError(iface, port, 0, "evconnlistener_new failed");  // ~Port closes fd
+    throw CannotListenError(iface, port, "evconnlistener_new failed");  // ~Port closes fd
   }
   evconnlistener_set_error_cb(p->listener_, &Port::onAcceptError);
   p->spareFd_ = openSpare();

@@ -7,7 +7,7 @@
 //   p.makeConnection(&t);
 //   p.dataReceived("request\r\n");
 //   EXPECT_EQ(t.value(), "response\r\n");
-//   p.notifyConnectionLost(twist::Failure::of(twist::ConnectionDone()));
+//   p.notifyConnectionLost(twist::ConnectionDone::failure());
 #pragma once
 
 #include <array>

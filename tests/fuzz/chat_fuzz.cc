@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<Client> clients(4);
   auto hangUp = [&](Client& c) {
     if (!c.protocol) return;
-    c.protocol->notifyConnectionLost(twist::Failure::of(twist::ConnectionDone()));
+    c.protocol->notifyConnectionLost(twist::ConnectionDone::failure());
     c.protocol.reset();
     c.transport.reset();
   };

@@ -7,11 +7,11 @@
 #include <atomic>
 #include <thread>
 
-#include "reactor/clock.h"
-#include "reactor/deferred.h"
-#include "reactor/errors.h"
-#include "reactor/failure.h"
-#include "reactor/reactor.h"
+#include "twist/reactor/clock.h"
+#include "twist/reactor/deferred.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/failure.h"
+#include "twist/reactor/reactor.h"
 
 namespace {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "protocols/basic.h"
-#include "protocols/testing/string_transport.h"
+#include "twist/protocols/basic.h"
+#include "twist/protocols/testing/string_transport.h"
 
 namespace {
 

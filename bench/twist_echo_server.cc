@@ -2,9 +2,9 @@
 #include <iostream>
 
 #include "examples/flags.h"
-#include "protocols/wire.h"
-#include "reactor/reactor.h"
-#include "transports/tcp_port.h"
+#include "twist/protocols/wire.h"
+#include "twist/reactor/reactor.h"
+#include "twist/transports/tcp_port.h"
 
 int main(int argc, char** argv) {
   auto flags = twist::examples::parseServerFlags(argc, argv);

@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "protocols/basic.h"
+#include "twist/protocols/basic.h"
 
 namespace twist::examples {
 

@@ -5,9 +5,9 @@
 
 #include "examples/chat.h"
 #include "examples/flags.h"
-#include "reactor/errors.h"
-#include "reactor/reactor.h"
-#include "transports/tcp_port.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/reactor.h"
+#include "twist/transports/tcp_port.h"
 
 int main(int argc, char** argv) {
   auto flags = twist::examples::parseServerFlags(argc, argv);

@@ -5,12 +5,12 @@
 #include <string>
 
 #include "examples/flags.h"
-#include "reactor/deferred.h"
-#include "reactor/endpoints.h"
-#include "reactor/protocol.h"
-#include "reactor/react.h"
-#include "reactor/reactor.h"
-#include "reactor/task.h"
+#include "twist/reactor/deferred.h"
+#include "twist/reactor/endpoints.h"
+#include "twist/reactor/protocol.h"
+#include "twist/reactor/react.h"
+#include "twist/reactor/reactor.h"
+#include "twist/reactor/task.h"
 
 namespace {
 

@@ -6,9 +6,9 @@
 #include <string>
 
 #include "examples/flags.h"
-#include "reactor/protocol.h"
-#include "reactor/reactor.h"
-#include "transports/tcp_connector.h"
+#include "twist/reactor/protocol.h"
+#include "twist/reactor/reactor.h"
+#include "twist/transports/tcp_connector.h"
 
 namespace {
 

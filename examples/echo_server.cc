@@ -10,11 +10,11 @@
 #include <optional>
 
 #include "examples/flags.h"
-#include "protocols/policies.h"
-#include "reactor/errors.h"
-#include "reactor/protocol.h"
-#include "reactor/reactor.h"
-#include "transports/tcp_port.h"
+#include "twist/protocols/policies.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/protocol.h"
+#include "twist/reactor/reactor.h"
+#include "twist/transports/tcp_port.h"
 
 class Echo : public twist::Protocol, public twist::TimeoutMixin {
  public:

@@ -6,10 +6,10 @@
 #include <iostream>
 
 #include "examples/flags.h"
-#include "protocols/reconnecting.h"
-#include "reactor/protocol.h"
-#include "reactor/reactor.h"
-#include "transports/tcp_connector.h"
+#include "twist/protocols/reconnecting.h"
+#include "twist/reactor/protocol.h"
+#include "twist/reactor/reactor.h"
+#include "twist/transports/tcp_connector.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "protocols/basic.h"
+#include "twist/protocols/basic.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "reactor/log.h"
+#include "twist/reactor/log.h"
 
 namespace twist {
 namespace {

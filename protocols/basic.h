@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "reactor/errors.h"
-#include "reactor/interfaces.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/interfaces.h"
 
 namespace twist {
 

@@ -1,4 +1,4 @@
-#include "protocols/policies.h"
+#include "twist/protocols/policies.h"
 
 #include <optional>
 #include <stdexcept>

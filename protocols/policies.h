@@ -9,9 +9,9 @@
 #include <set>
 #include <string>
 
-#include "reactor/delayed_call.h"
-#include "reactor/interfaces.h"
-#include "reactor/task.h"
+#include "twist/reactor/delayed_call.h"
+#include "twist/reactor/interfaces.h"
+#include "twist/reactor/task.h"
 
 namespace twist {
 

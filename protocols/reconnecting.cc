@@ -1,4 +1,4 @@
-#include "protocols/reconnecting.h"
+#include "twist/protocols/reconnecting.h"
 
 #include <algorithm>
 

@@ -6,8 +6,8 @@
 #include <optional>
 #include <random>
 
-#include "reactor/delayed_call.h"
-#include "reactor/interfaces.h"
+#include "twist/reactor/delayed_call.h"
+#include "twist/reactor/interfaces.h"
 
 namespace twist {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "reactor/protocol.h"
+#include "twist/reactor/protocol.h"
 
 namespace twist::wire {
 

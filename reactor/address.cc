@@ -1,4 +1,4 @@
-#include "reactor/address.h"
+#include "twist/reactor/address.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

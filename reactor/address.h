@@ -10,6 +10,8 @@
 #include <string_view>
 #include <variant>
 
+#include "twist/reactor/cxx20.h"
+
 namespace twist {
 
 struct IPv4Address {

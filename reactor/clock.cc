@@ -1,4 +1,4 @@
-#include "reactor/clock.h"
+#include "twist/reactor/clock.h"
 
 #include <cmath>
 #include <exception>

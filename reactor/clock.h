@@ -5,8 +5,8 @@
 #include <functional>
 #include <vector>
 
-#include "reactor/delayed_call.h"
-#include "reactor/interfaces.h"
+#include "twist/reactor/delayed_call.h"
+#include "twist/reactor/interfaces.h"
 
 namespace twist::task {
 

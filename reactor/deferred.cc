@@ -1,6 +1,6 @@
-#include "reactor/deferred.h"
+#include "twist/reactor/deferred.h"
 
-#include "reactor/log.h"
+#include "twist/reactor/log.h"
 
 namespace twist::detail {
 

@@ -29,9 +29,9 @@
 #include <variant>
 #include <vector>
 
-#include "reactor/errors.h"
-#include "reactor/failure.h"
-#include "reactor/function.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/failure.h"
+#include "twist/reactor/function.h"
 
 namespace twist {
 

@@ -1,11 +1,11 @@
-#include "reactor/delayed_call.h"
+#include "twist/reactor/delayed_call.h"
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
 
-#include "reactor/errors.h"
+#include "twist/reactor/errors.h"
 
 namespace twist {
 namespace {

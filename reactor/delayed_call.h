@@ -9,7 +9,7 @@
 #include <set>
 #include <vector>
 
-#include "reactor/function.h"
+#include "twist/reactor/function.h"
 
 namespace twist {
 

@@ -7,8 +7,8 @@
 #include <tuple>
 #include <utility>
 
-#include "reactor/deferred.h"
-#include "reactor/interfaces.h"
+#include "twist/reactor/deferred.h"
+#include "twist/reactor/interfaces.h"
 
 namespace twist {
 

@@ -1,10 +1,10 @@
-#include "reactor/errors.h"
+#include "twist/reactor/errors.h"
 
 #include <cerrno>
 #include <cstring>
 #include <utility>
 
-#include "reactor/failure.h"
+#include "twist/reactor/failure.h"
 
 namespace twist {
 

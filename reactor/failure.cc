@@ -1,4 +1,4 @@
-#include "reactor/failure.h"
+#include "twist/reactor/failure.h"
 
 #include <cxxabi.h>
 

@@ -7,6 +7,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "twist/reactor/cxx20.h"
+
 namespace twist {
 
 // Holds one exception. Cheap to copy (shares the exception). Immutable once made, so a Failure

@@ -10,6 +10,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "twist/reactor/cxx20.h"
+
 namespace twist {
 
 template <class Signature>

@@ -1,9 +1,9 @@
-#include "reactor/guard.h"
+#include "twist/reactor/guard.h"
 
 #include <string>
 
-#include "reactor/failure.h"
-#include "reactor/log.h"
+#include "twist/reactor/failure.h"
+#include "twist/reactor/log.h"
 
 namespace twist::detail {
 

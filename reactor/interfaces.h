@@ -14,11 +14,11 @@
 #include <string_view>
 #include <utility>
 
-#include "reactor/address.h"
-#include "reactor/deferred.h"
-#include "reactor/delayed_call.h"
-#include "reactor/protocol.h"
-#include "reactor/transport.h"
+#include "twist/reactor/address.h"
+#include "twist/reactor/deferred.h"
+#include "twist/reactor/delayed_call.h"
+#include "twist/reactor/protocol.h"
+#include "twist/reactor/transport.h"
 
 namespace twist {
 

@@ -1,4 +1,4 @@
-#include "reactor/log.h"
+#include "twist/reactor/log.h"
 
 #include <atomic>
 #include <cstdio>

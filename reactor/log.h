@@ -5,6 +5,8 @@
 #include <memory>
 #include <string_view>
 
+#include "twist/reactor/cxx20.h"
+
 namespace twist::log {
 
 enum class Level { Debug, Info, Warn, Error };

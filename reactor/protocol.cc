@@ -1,6 +1,6 @@
-#include "reactor/protocol.h"
+#include "twist/reactor/protocol.h"
 
-#include "reactor/guard.h"
+#include "twist/reactor/guard.h"
 
 namespace twist {
 

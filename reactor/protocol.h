@@ -6,9 +6,9 @@
 #include <string_view>
 #include <tuple>
 
-#include "reactor/address.h"
-#include "reactor/failure.h"
-#include "reactor/transport.h"
+#include "twist/reactor/address.h"
+#include "twist/reactor/failure.h"
+#include "twist/reactor/transport.h"
 
 namespace twist {
 

@@ -17,8 +17,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "reactor/deferred.h"
-#include "reactor/reactor.h"
+#include "twist/reactor/deferred.h"
+#include "twist/reactor/reactor.h"
 
 namespace twist::task {
 

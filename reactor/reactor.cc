@@ -1,7 +1,7 @@
-#include "reactor/reactor.h"
+#include "twist/reactor/reactor.h"
 
-#include "transports/tcp_connector.h"
-#include "transports/tcp_port.h"
+#include "twist/transports/tcp_connector.h"
+#include "twist/transports/tcp_port.h"
 
 namespace twist {
 

@@ -11,8 +11,8 @@
 #include <memory>
 #include <string_view>
 
-#include "reactor/interfaces.h"
-#include "reactor/reactor_base.h"
+#include "twist/reactor/interfaces.h"
+#include "twist/reactor/reactor_base.h"
 
 namespace twist {
 

@@ -1,4 +1,4 @@
-#include "reactor/reactor_base.h"
+#include "twist/reactor/reactor_base.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -19,12 +19,12 @@
 #include <thread>
 #include <unordered_map>
 
-#include "reactor/errors.h"
-#include "reactor/failure.h"
-#include "reactor/guard.h"
-#include "reactor/log.h"
-#include "reactor/selectable.h"
-#include "reactor/thread_pool.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/failure.h"
+#include "twist/reactor/guard.h"
+#include "twist/reactor/log.h"
+#include "twist/reactor/selectable.h"
+#include "twist/reactor/thread_pool.h"
 
 namespace twist {
 namespace {

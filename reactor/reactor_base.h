@@ -19,9 +19,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "reactor/deferred.h"
-#include "reactor/delayed_call.h"
-#include "reactor/interfaces.h"
+#include "twist/reactor/deferred.h"
+#include "twist/reactor/delayed_call.h"
+#include "twist/reactor/interfaces.h"
 
 struct event_base;
 struct evdns_base;

@@ -1,4 +1,4 @@
-#include "reactor/task.h"
+#include "twist/reactor/task.h"
 
 #include <cmath>
 #include <stdexcept>

@@ -5,10 +5,10 @@
 #include <functional>
 #include <type_traits>
 
-#include "reactor/deferred.h"
-#include "reactor/delayed_call.h"
-#include "reactor/errors.h"
-#include "reactor/interfaces.h"
+#include "twist/reactor/deferred.h"
+#include "twist/reactor/delayed_call.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/interfaces.h"
 
 namespace twist {
 namespace task {

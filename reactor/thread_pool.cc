@@ -1,10 +1,10 @@
-#include "reactor/thread_pool.h"
+#include "twist/reactor/thread_pool.h"
 
 #include <algorithm>
 #include <stdexcept>
 
-#include "reactor/failure.h"
-#include "reactor/log.h"
+#include "twist/reactor/failure.h"
+#include "twist/reactor/log.h"
 
 namespace twist {
 

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "reactor/function.h"
+#include "twist/reactor/function.h"
 
 namespace twist {
 

@@ -8,9 +8,9 @@
 #include <stdexcept>
 #include <type_traits>
 
-#include "reactor/deferred.h"
-#include "reactor/errors.h"
-#include "reactor/reactor_base.h"
+#include "twist/reactor/deferred.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/reactor_base.h"
 
 namespace twist {
 

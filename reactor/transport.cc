@@ -1,4 +1,4 @@
-#include "reactor/transport.h"
+#include "twist/reactor/transport.h"
 
 #include <stdexcept>
 

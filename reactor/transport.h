@@ -10,7 +10,7 @@
 #include <span>
 #include <string_view>
 
-#include "reactor/address.h"
+#include "twist/reactor/address.h"
 
 namespace twist {
 

@@ -1,6 +1,6 @@
 // Framers (LineReceiver, IntNStringReceiver, NetstringReceiver) through StringTransport: split
 // invariance, limits at the boundary, mode switches, closing and pausing from callbacks, garbage.
-#include "protocols/basic.h"
+#include "twist/protocols/basic.h"
 
 #include <gtest/gtest.h>
 
@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "protocols/testing/string_transport.h"
 #include "tests/test_util.h"
+#include "twist/protocols/testing/string_transport.h"
 
 namespace twist {
 namespace {

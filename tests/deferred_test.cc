@@ -1,5 +1,5 @@
 // Deferred: Twisted's callback-chain semantics, helpers, and C++20 coroutines.
-#include "reactor/deferred.h"
+#include "twist/reactor/deferred.h"
 
 #include <gtest/gtest.h>
 
@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "reactor/clock.h"
-#include "reactor/function.h"
-#include "reactor/task.h"
 #include "tests/test_util.h"
+#include "twist/reactor/clock.h"
+#include "twist/reactor/function.h"
+#include "twist/reactor/task.h"
 
 namespace twist {
 namespace {

@@ -1,13 +1,13 @@
 // MemoryReactor: wiring code written against IReactorTCP and IReactorTime, tested without
 // sockets, then run unchanged on the real reactor.
-#include "protocols/testing/memory_reactor.h"
+#include "twist/protocols/testing/memory_reactor.h"
 
 #include <gtest/gtest.h>
 
-#include "protocols/reconnecting.h"
-#include "protocols/wire.h"
-#include "reactor/reactor.h"
 #include "tests/test_util.h"
+#include "twist/protocols/reconnecting.h"
+#include "twist/protocols/wire.h"
+#include "twist/reactor/reactor.h"
 
 namespace twist {
 namespace {

@@ -1,6 +1,6 @@
 // TimeoutMixin on the fake clock (fires, is reset by data, is cancelled with the protocol) and on
 // the real reactor with real sockets.
-#include "protocols/policies.h"
+#include "twist/protocols/policies.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -8,13 +8,13 @@
 #include <atomic>
 #include <map>
 
-#include "protocols/basic.h"
-#include "protocols/testing/string_transport.h"
-#include "protocols/wire.h"
-#include "reactor/clock.h"
-#include "reactor/reactor.h"
 #include "tests/test_util.h"
-#include "transports/tcp_port.h"
+#include "twist/protocols/basic.h"
+#include "twist/protocols/testing/string_transport.h"
+#include "twist/protocols/wire.h"
+#include "twist/reactor/clock.h"
+#include "twist/reactor/reactor.h"
+#include "twist/transports/tcp_port.h"
 
 namespace twist {
 namespace {

@@ -1,13 +1,13 @@
 // task::react: a coroutine as main, its result as the exit code.
-#include "reactor/react.h"
+#include "twist/reactor/react.h"
 
 #include <gtest/gtest.h>
 
 #include <csignal>
 #include <stdexcept>
 
-#include "reactor/task.h"
 #include "tests/test_util.h"
+#include "twist/reactor/task.h"
 
 namespace twist {
 namespace {

@@ -1,5 +1,5 @@
 // The reactor: DelayedCall semantics, run/stop life cycle, triggers, callFromThread, fairness.
-#include "reactor/reactor.h"
+#include "twist/reactor/reactor.h"
 
 #include <gtest/gtest.h>
 
@@ -11,9 +11,9 @@
 #include <thread>
 #include <vector>
 
-#include "reactor/errors.h"
-#include "reactor/task.h"
 #include "tests/test_util.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/task.h"
 
 namespace twist {
 namespace {

@@ -1,9 +1,9 @@
 // The "Testing your protocol" example of README.md, verbatim: keep the two in step.
 #include <gtest/gtest.h>
 
-#include "protocols/basic.h"
-#include "protocols/testing/string_transport.h"
-#include "reactor/clock.h"
+#include "twist/protocols/basic.h"
+#include "twist/protocols/testing/string_transport.h"
+#include "twist/reactor/clock.h"
 
 // Answers "hello, NAME" to each line; hangs up after 30 s of silence.
 class Greeter : public twist::LineReceiver {

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "reactor/protocol.h"
-#include "reactor/transport.h"
 #include "tests/test_util.h"
+#include "twist/reactor/protocol.h"
+#include "twist/reactor/transport.h"
 
 namespace twist::testing {
 

@@ -1,6 +1,6 @@
 // task::Clock (fake time), deferLater and task::LoopingCall, on the fake clock and on the real
 // reactor.
-#include "reactor/task.h"
+#include "twist/reactor/task.h"
 
 #include <gtest/gtest.h>
 
@@ -8,10 +8,10 @@
 #include <limits>
 #include <vector>
 
-#include "reactor/clock.h"
-#include "reactor/errors.h"
-#include "reactor/reactor.h"
 #include "tests/test_util.h"
+#include "twist/reactor/clock.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/reactor.h"
 
 namespace twist {
 namespace {

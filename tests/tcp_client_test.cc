@@ -7,16 +7,16 @@
 #include <atomic>
 #include <thread>
 
-#include "protocols/reconnecting.h"
-#include "protocols/wire.h"
-#include "reactor/clock.h"
-#include "reactor/endpoints.h"
-#include "reactor/errors.h"
-#include "reactor/protocol.h"
-#include "reactor/reactor.h"
 #include "tests/test_util.h"
-#include "transports/tcp_connector.h"
-#include "transports/tcp_port.h"
+#include "twist/protocols/reconnecting.h"
+#include "twist/protocols/wire.h"
+#include "twist/reactor/clock.h"
+#include "twist/reactor/endpoints.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/protocol.h"
+#include "twist/reactor/reactor.h"
+#include "twist/transports/tcp_connector.h"
+#include "twist/transports/tcp_port.h"
 
 namespace twist {
 namespace {

@@ -5,10 +5,10 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
-#include "protocols/wire.h"
-#include "reactor/reactor.h"
 #include "tests/test_util.h"
-#include "transports/tcp_port.h"
+#include "twist/protocols/wire.h"
+#include "twist/reactor/reactor.h"
+#include "twist/transports/tcp_port.h"
 
 namespace twist {
 namespace {

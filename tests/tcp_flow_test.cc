@@ -7,14 +7,14 @@
 #include <cstdio>
 #include <optional>
 
-#include "protocols/wire.h"
-#include "reactor/errors.h"
-#include "reactor/protocol.h"
-#include "reactor/reactor.h"
 #include "tests/scripted.h"
 #include "tests/test_util.h"
-#include "transports/tcp_connector.h"
-#include "transports/tcp_port.h"
+#include "twist/protocols/wire.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/protocol.h"
+#include "twist/reactor/reactor.h"
+#include "twist/transports/tcp_connector.h"
+#include "twist/transports/tcp_port.h"
 
 namespace twist {
 namespace {

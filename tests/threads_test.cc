@@ -1,6 +1,6 @@
 // Threads: callFromThread under load, the thread pool, deferToThread, blockingCallFromThread,
 // and the pool being joined at shutdown. Also run under ThreadSanitizer, as every test is.
-#include "reactor/threads.h"
+#include "twist/reactor/threads.h"
 
 #include <gtest/gtest.h>
 
@@ -12,10 +12,10 @@
 #include <thread>
 #include <vector>
 
-#include "reactor/reactor.h"
-#include "reactor/task.h"
-#include "reactor/thread_pool.h"
 #include "tests/test_util.h"
+#include "twist/reactor/reactor.h"
+#include "twist/reactor/task.h"
+#include "twist/reactor/thread_pool.h"
 
 namespace twist {
 namespace {

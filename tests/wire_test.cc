@@ -1,5 +1,5 @@
 // The RFC wire protocols: through StringTransport, and each served over real sockets.
-#include "protocols/wire.h"
+#include "twist/protocols/wire.h"
 
 #include <gtest/gtest.h>
 
@@ -8,11 +8,11 @@
 #include <ctime>
 #include <mutex>
 
-#include "protocols/testing/string_transport.h"
-#include "protocols/wire.h"
-#include "reactor/reactor.h"
 #include "tests/test_util.h"
-#include "transports/tcp_port.h"
+#include "twist/protocols/testing/string_transport.h"
+#include "twist/protocols/wire.h"
+#include "twist/reactor/reactor.h"
+#include "twist/transports/tcp_port.h"
 
 namespace twist {
 namespace {

@@ -1,4 +1,4 @@
-#include "transports/tcp_connection.h"
+#include "twist/transports/tcp_connection.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -14,10 +14,10 @@
 #include <stdexcept>
 #include <utility>
 
-#include "reactor/errors.h"
-#include "reactor/guard.h"
-#include "reactor/log.h"
-#include "reactor/reactor_base.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/guard.h"
+#include "twist/reactor/log.h"
+#include "twist/reactor/reactor_base.h"
 
 namespace twist::tcp {
 namespace {

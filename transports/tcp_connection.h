@@ -6,10 +6,10 @@
 #include <memory>
 #include <string>
 
-#include "reactor/failure.h"
-#include "reactor/protocol.h"
-#include "reactor/selectable.h"
-#include "reactor/transport.h"
+#include "twist/reactor/failure.h"
+#include "twist/reactor/protocol.h"
+#include "twist/reactor/selectable.h"
+#include "twist/reactor/transport.h"
 
 struct event;
 struct evbuffer;

@@ -1,4 +1,4 @@
-#include "transports/tcp_connector.h"
+#include "twist/transports/tcp_connector.h"
 
 #include <arpa/inet.h>
 #include <event2/dns.h>
@@ -10,10 +10,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "reactor/errors.h"
-#include "reactor/guard.h"
-#include "reactor/log.h"
-#include "reactor/reactor_base.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/guard.h"
+#include "twist/reactor/log.h"
+#include "twist/reactor/reactor_base.h"
 
 namespace twist::tcp {
 namespace {

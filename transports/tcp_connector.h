@@ -14,11 +14,11 @@
 #include <utility>
 #include <vector>
 
-#include "reactor/address.h"
-#include "reactor/delayed_call.h"
-#include "reactor/interfaces.h"
-#include "reactor/selectable.h"
-#include "transports/tcp_connection.h"
+#include "twist/reactor/address.h"
+#include "twist/reactor/delayed_call.h"
+#include "twist/reactor/interfaces.h"
+#include "twist/reactor/selectable.h"
+#include "twist/transports/tcp_connection.h"
 
 struct event;
 struct evdns_getaddrinfo_request;

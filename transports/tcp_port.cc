@@ -1,4 +1,4 @@
-#include "transports/tcp_port.h"
+#include "twist/transports/tcp_port.h"
 
 #include <arpa/inet.h>
 #include <event2/listener.h>
@@ -12,11 +12,11 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "reactor/errors.h"
-#include "reactor/guard.h"
-#include "reactor/log.h"
-#include "reactor/reactor_base.h"
-#include "transports/tcp_connection.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/guard.h"
+#include "twist/reactor/log.h"
+#include "twist/reactor/reactor_base.h"
+#include "twist/transports/tcp_connection.h"
 
 namespace twist::tcp {
 namespace {

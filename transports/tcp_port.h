@@ -8,11 +8,11 @@
 #include <string>
 #include <string_view>
 
-#include "reactor/address.h"
-#include "reactor/deferred.h"
-#include "reactor/delayed_call.h"
-#include "reactor/interfaces.h"
-#include "reactor/selectable.h"
+#include "twist/reactor/address.h"
+#include "twist/reactor/deferred.h"
+#include "twist/reactor/delayed_call.h"
+#include "twist/reactor/interfaces.h"
+#include "twist/reactor/selectable.h"
 
 struct evconnlistener;
 

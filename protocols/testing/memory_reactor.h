@@ -14,9 +14,9 @@
 #include <utility>
 #include <vector>
 
-#include "reactor/clock.h"
-#include "reactor/errors.h"
-#include "reactor/interfaces.h"
+#include "twist/reactor/clock.h"
+#include "twist/reactor/errors.h"
+#include "twist/reactor/interfaces.h"
 
 namespace twist {
 

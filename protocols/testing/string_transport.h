@@ -14,7 +14,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "reactor/transport.h"
+#include "twist/reactor/transport.h"
 
 namespace twist {
 

@@ -7,14 +7,14 @@
 #include <vector>
 
 #include "examples/chat.h"
-#include "protocols/testing/string_transport.h"
-#include "reactor/errors.h"
+#include "twist/protocols/testing/string_transport.h"
+#include "twist/reactor/errors.h"
 
 namespace {
 
 struct Client {
   std::unique_ptr<twist::StringTransport> transport;
-  std::unique_ptr<twist::Protocol> protocol;
+  std::shared_ptr<twist::Protocol> protocol;
 };
 
 }  // namespace
@@ -37,7 +37,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (!c.protocol) {
           c.transport = std::make_unique<twist::StringTransport>();
           c.protocol = room.buildProtocol(c.transport->getPeer());
-          c.protocol->setFactory(&room);
           c.protocol->makeConnection(c.transport.get());
         }
         break;

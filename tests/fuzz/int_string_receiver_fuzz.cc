@@ -3,9 +3,9 @@
 #include <string>
 #include <vector>
 
-#include "protocols/basic.h"
-#include "protocols/testing/string_transport.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "twist/protocols/basic.h"
+#include "twist/protocols/testing/string_transport.h"
 
 namespace {
 

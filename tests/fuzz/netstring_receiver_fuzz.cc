@@ -5,10 +5,10 @@
 #include <tuple>
 #include <vector>
 
-#include "protocols/basic.h"
-#include "protocols/testing/string_transport.h"
-#include "reactor/log.h"
 #include "tests/fuzz/fuzz_util.h"
+#include "twist/protocols/basic.h"
+#include "twist/protocols/testing/string_transport.h"
+#include "twist/reactor/log.h"
 
 namespace {
 

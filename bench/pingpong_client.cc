@@ -4,6 +4,9 @@
 //             arrives, for --seconds; reports bytes read (the muduo/Asio ping-pong test).
 //   rr:       closed-loop request/response: each connection sends --size bytes, waits until
 //             that many came back, records the round-trip time, and sends the next.
+//   pipeline: like rr, but each request is --depth lines of --size bytes (newline included)
+//             sent at once, as a pipelining client (Redis, HTTP/1.1) does; a line-echo server
+//             answers each line. msgs counts lines.
 //
 // Prints one line: bytes=... msgs=... seconds=... p50_us=... p99_us=...
 #include <arpa/inet.h>
@@ -67,7 +70,7 @@ bool sendOrQueue(int ep, Conn& c, const char* data, size_t len) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int port = 0, conns = 1, size = 16;
+  int port = 0, conns = 1, size = 16, depth = 1;
   double seconds = 2;
   std::string mode = "pingpong";
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -82,16 +85,19 @@ int main(int argc, char** argv) {
       seconds = std::atof(v.c_str());
     else if (k == "--mode")
       mode = v;
+    else if (k == "--depth")
+      depth = std::atoi(v.c_str());
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
     }
   }
-  const bool rr = mode == "rr";
-  if (port <= 0 || conns <= 0 || size <= 0 || (!rr && mode != "pingpong")) {
+  const bool pipeline = mode == "pipeline";
+  const bool rr = mode == "rr" || pipeline;
+  if (port <= 0 || conns <= 0 || size <= 0 || depth <= 0 || (!rr && mode != "pingpong")) {
     std::fprintf(stderr,
                  "usage: %s --port N [--conns N] [--size BYTES] [--seconds S] "
-                 "[--mode pingpong|rr]\n",
+                 "[--mode pingpong|rr|pipeline] [--depth LINES]\n",
                  argv[0]);
     return 2;
   }
@@ -100,6 +106,13 @@ int main(int argc, char** argv) {
   std::vector<Conn> cs(static_cast<size_t>(conns));
   std::string block(static_cast<size_t>(size), 'x');
   for (size_t i = 0; i < block.size(); ++i) block[i] = static_cast<char>('a' + i % 26);
+  if (pipeline) {
+    block.back() = '\n';
+    std::string lines;
+    for (int i = 0; i < depth; ++i) lines += block;
+    block = lines;
+  }
+  const unsigned long long msgsPerReply = pipeline ? static_cast<unsigned long long>(depth) : 1;
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(static_cast<uint16_t>(port));
@@ -160,7 +173,7 @@ int main(int argc, char** argv) {
         if (c.got >= block.size()) {  // a reply is complete: record it, send the next request
           auto t = Clock::now();
           latencyUs.push_back(std::chrono::duration<float, std::micro>(t - c.sentAt).count());
-          ++msgs;
+          msgs += msgsPerReply;
           c.got -= block.size();
           c.sentAt = t;
           if (!sendOrQueue(ep, c, block.data(), block.size())) die("send");

@@ -8,9 +8,17 @@ server is pinned to CPU 0 and the client to CPU 1 (taskset). The server's CPU ti
 per server-CPU-second. Reported: medians over the rounds, and the median of the per-round ratios
 against the baselines measured in the same round.
 
+A third mode, pipeline, sends --pipeline-depth lines of 16 bytes at once per connection and
+waits for all the answers (a pipelining client: Redis, HTTP/1.1); twist answers with a
+LineReceiver that sends each line back on its own (twist_echo_server --lines), the raw servers
+echo what they read. It reports lines per second and per server CPU-second; and, from one more
+run per server outside the timed rounds (perf stat on the send/write tracepoints, when perf is
+there), how many system calls the server made to send each batch of answers.
+
 Usage (after `bazel build -c opt //bench:all`; bench/run_pingpong.sh does both):
   bench/run_pingpong.py [--rounds 3] [--seconds 2] [--sizes 16,4096,65536] [--conns 1,10,100,1000]
                         [--rr-sizes 16,4096] [--rr-conns 1,100]
+                        [--pipeline-depth 100] [--pipeline-conns 1,100]
 """
 import argparse
 import os
@@ -44,19 +52,36 @@ def cpu_seconds(pid):
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_one(server, mode, size, conns, seconds):
-    srv = subprocess.Popen(["taskset", "-c", "0", BINARIES[server], "--port", "0"],
+SEND_SYSCALLS = ["sendmsg", "sendto", "write", "writev"]
+
+
+def run_one(server, mode, size, conns, seconds, depth=1, count_sends=False):
+    extra = ["--lines"] if mode == "pipeline" and server == "twist" else []
+    srv = subprocess.Popen(["taskset", "-c", "0", BINARIES[server], "--port", "0"] + extra,
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                            preexec_fn=raise_fd_limit)
     try:
         line = srv.stdout.readline()
         port = line.strip().rsplit(":", 1)[1]
         cpu0 = cpu_seconds(srv.pid)
+        perf = None
+        if count_sends:
+            events = ",".join(f"syscalls:sys_enter_{c}" for c in SEND_SYSCALLS)
+            perf = subprocess.Popen(["perf", "stat", "-x,", "-e", events, "-p", str(srv.pid)],
+                                    stderr=subprocess.PIPE, text=True)
         out = subprocess.run(["taskset", "-c", "1", CLIENT, "--port", port, "--conns", str(conns),
-                              "--size", str(size), "--seconds", str(seconds), "--mode", mode],
+                              "--size", str(size), "--seconds", str(seconds), "--mode", mode,
+                              "--depth", str(depth)],
                              capture_output=True, text=True, preexec_fn=raise_fd_limit,
                              timeout=seconds + 60)
         cpu = cpu_seconds(srv.pid) - cpu0
+        sends = 0
+        if perf:
+            perf.send_signal(2)
+            for line in perf.communicate()[1].splitlines():
+                fields = line.split(",")
+                if len(fields) > 2 and fields[0].isdigit():
+                    sends += int(fields[0])
     finally:
         srv.terminate()
         srv.wait()
@@ -65,6 +90,7 @@ def run_one(server, mode, size, conns, seconds):
     r = dict(kv.split("=") for kv in out.stdout.split())
     r = {k: float(v) for k, v in r.items()}
     r["cpu"] = cpu
+    r["sends"] = sends
     return r
 
 
@@ -85,6 +111,8 @@ def main():
     ap.add_argument("--conns", default="1,10,100,1000")
     ap.add_argument("--rr-sizes", default="16,4096")
     ap.add_argument("--rr-conns", default="1,100")
+    ap.add_argument("--pipeline-depth", type=int, default=100)
+    ap.add_argument("--pipeline-conns", default="1,100")
     args = ap.parse_args()
     for b in list(BINARIES.values()) + [CLIENT]:
         if not os.path.exists(b):
@@ -95,13 +123,22 @@ def main():
     if args.rr_sizes:
         cells += [("rr", s, c) for s in map(int, args.rr_sizes.split(","))
                   for c in map(int, args.rr_conns.split(","))]
+    if args.pipeline_conns:
+        cells += [("pipeline", 16, c) for c in map(int, args.pipeline_conns.split(","))]
     results = {cell: {s: [] for s in SERVERS} for cell in cells}
     started = time.time()
     for rnd in range(args.rounds):
         for i, cell in enumerate(cells):
             order = SERVERS[(rnd + i) % 3:] + SERVERS[:(rnd + i) % 3]
             for server in order:
-                results[cell][server].append(run_one(server, *cell, args.seconds))
+                results[cell][server].append(
+                    run_one(server, *cell, args.seconds, args.pipeline_depth))
+    counted = {}
+    have_perf = subprocess.run(["sh", "-c", "command -v perf"], capture_output=True).returncode == 0
+    for cell in cells:
+        if cell[0] == "pipeline" and have_perf:
+            counted[cell] = {s: run_one(s, *cell, args.seconds, args.pipeline_depth, True)
+                             for s in SERVERS}
         print(f"round {rnd + 1}/{args.rounds} done ({time.time() - started:.0f} s)",
               file=sys.stderr)
 
@@ -143,6 +180,28 @@ def main():
                 ratio = statistics.median(a / b for a, b in zip(eff[s], eff["epoll"]))
                 print(f"| {size_name(size)} | {conns} | {s} | {rate:.0f} | "
                       f"{statistics.median(eff[s]):.0f} | {p50:.1f} | {p99:.1f} | {ratio:.2f} |")
+
+
+    pl_cells = [c for c in cells if c[0] == "pipeline"]
+    if pl_cells:
+        print(f"\nPipelined requests: batches of {args.pipeline_depth} lines of 16 B in flight per "
+              "connection; medians. twist answers each line with its own sendLine; the raw "
+              "servers echo each read whole.\n")
+        print("| conns | server | lines/s | lines per CPU-s | send syscalls per batch | "
+              "vs epoll (per CPU-s) |")
+        print("|---|---|---|---|---|---|")
+        for cell in pl_cells:
+            _, size, conns = cell
+            rs = results[cell]
+            eff = {s: [r["msgs"] / max(r["cpu"], 1e-9) for r in rs[s]] for s in SERVERS}
+            for s in SERVERS:
+                rate = statistics.median(r["msgs"] / r["seconds"] for r in rs[s])
+                c = counted.get(cell, {}).get(s)
+                per_batch = (f"{c['sends'] / max(c['msgs'] / args.pipeline_depth, 1):.2f}"
+                             if c else "-")
+                ratio = statistics.median(a / b for a, b in zip(eff[s], eff["epoll"]))
+                print(f"| {conns} | {s} | {rate:.0f} | {statistics.median(eff[s]):.0f} | "
+                      f"{per_batch} | {ratio:.2f} |")
 
 
 if __name__ == "__main__":

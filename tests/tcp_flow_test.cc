@@ -1,9 +1,11 @@
 // Flow control and half-close on real sockets: what a transport buffers for a peer that does not
 // read (write buffer limits), transports and protocols as producers of other connections, and
 // both halves of a TCP connection closing separately (IHalfCloseableProtocol).
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <netinet/tcp.h>
 
+#include <atomic>
 #include <cstdio>
 #include <optional>
 
@@ -15,6 +17,27 @@
 #include "twist/reactor/reactor.h"
 #include "twist/transports/tcp_connector.h"
 #include "twist/transports/tcp_port.h"
+
+// Counts the system calls that send on one socket (set gCountFd to it): twist's code is linked
+// into this binary, so these stand in for the C library's and pass the calls on.
+namespace {
+std::atomic<int> gCountFd{-1};
+std::atomic<int> gSends{0};
+}  // namespace
+
+extern "C" ssize_t send(int fd, const void* buf, size_t len, int flags) {
+  using Real = ssize_t (*)(int, const void*, size_t, int);
+  static const Real real = reinterpret_cast<Real>(::dlsym(RTLD_NEXT, "send"));
+  if (fd == gCountFd.load()) ++gSends;
+  return real(fd, buf, len, flags);
+}
+
+extern "C" ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+  using Real = ssize_t (*)(int, const msghdr*, int);
+  static const Real real = reinterpret_cast<Real>(::dlsym(RTLD_NEXT, "sendmsg"));
+  if (fd == gCountFd.load()) ++gSends;
+  return real(fd, msg, flags);
+}
 
 namespace twist {
 namespace {
@@ -460,6 +483,78 @@ TEST(Producers, AProducerIsUnregisteredWhenItIsDestroyed) {
   target->write(std::string(1 << 20, 'x'));
   ::close(sinkClient);
   ASSERT_TRUE(runUntil(r, [&] { return sink->lostCount() == 1; }));
+}
+
+// ---- write coalescing ----
+
+// Answers each line with "<line>!" in three writes (so many small writes per read).
+class Chatty : public Protocol {
+ public:
+  void connectionMade() override {
+    gCountFd = static_cast<tcp::Connection*>(transport())->fileno();
+  }
+  void dataReceived(std::string_view data) override {
+    for (size_t pos = 0; pos < data.size();) {
+      size_t nl = data.find('\n', pos);
+      if (nl == std::string_view::npos) break;
+      transport()->write(data.substr(pos, nl - pos));  // a view into the read buffer
+      transport()->write(std::string("!"));            // a temporary
+      std::string_view parts[] = {"\n"};
+      transport()->writeSequence(parts);
+      pos = nl + 1;
+    }
+  }
+};
+
+TEST(WriteCoalescing, WritesMadeDuringOneCallbackGoOutInOneSystemCall) {
+  Reactor r(quietOptions());
+  auto port = r.listenTCP(0, Factory::forProtocol<Chatty>(), {.interface = "127.0.0.1"});
+  std::string request, expected;
+  for (int i = 0; i < 1000; ++i) {
+    request += "line " + std::to_string(i) + "\n";
+    expected += "line " + std::to_string(i) + "!\n";
+  }
+  std::string got;
+  int fd = connectTo(portOf(port));
+  ASSERT_TRUE(runUntil(r, [&] { return gCountFd.load() >= 0; }));
+  gSends = 0;
+  ClientThread client([&] {
+    sendAll(fd, request);  // 12 KB: one read on the server, 3000 writes
+    got = recvAtMost(fd, expected.size());
+  });
+  ASSERT_TRUE(runUntil(r, [&] { return client.done(); }));
+  ::close(fd);
+  gCountFd = -1;
+  EXPECT_EQ(got, expected);
+  // One read of the request is one system call to answer it (two if the request arrived in two
+  // reads); it was 3000.
+  EXPECT_LE(gSends.load(), 4) << "system calls to send 3000 writes";
+}
+
+TEST(WriteCoalescing, WritesFromOutsideTheConnectionsCallbacksAreCoalescedToo) {
+  Reactor r(quietOptions());
+  auto f = std::make_shared<ScriptedFactory>();
+  ITransport* t = nullptr;
+  f->hooks.made = [&](Protocol& p) {
+    t = p.transport();
+    gCountFd = static_cast<tcp::Connection*>(t)->fileno();
+  };
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
+  int fd = connectTo(portOf(port));
+  ASSERT_TRUE(runUntil(r, [&] { return t != nullptr; }));
+  gSends = 0;
+  r.callLater(0, [&] {
+    for (int i = 0; i < 100; ++i) t->write("x");  // a timer writes, not the protocol's callback
+    EXPECT_EQ(gSends.load(), 0) << "held back until the timer returns";
+    EXPECT_EQ(t->bufferedSize(), 100u);
+  });
+  std::string got;
+  ClientThread client([&] { got = recvAtMost(fd, 100); });
+  ASSERT_TRUE(runUntil(r, [&] { return client.done(); }));
+  gCountFd = -1;
+  EXPECT_EQ(got, std::string(100, 'x'));
+  EXPECT_EQ(gSends.load(), 1);
+  ::close(fd);
 }
 
 // ---- keepalive ----

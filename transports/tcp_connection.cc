@@ -51,6 +51,7 @@ Connection::Connection(ReactorBase& reactor, int fd, std::shared_ptr<Protocol> p
   readEvent_ = event_new(base, fd_, EV_READ | EV_PERSIST, &Connection::onReadable, this);
   writeEvent_ = event_new(base, fd_, EV_WRITE | EV_PERSIST, &Connection::onWritable, this);
   closeEvent_ = event_new(base, -1, 0, &Connection::onCloseEvent, this);
+  flushEvent_ = event_new(base, -1, 0, &Connection::onFlushEvent, this);
   output_ = evbuffer_new();
 }
 
@@ -59,6 +60,7 @@ Connection::~Connection() {
   event_free(readEvent_);
   event_free(writeEvent_);
   event_free(closeEvent_);
+  event_free(flushEvent_);
   evbuffer_free(output_);
   if (fd_ >= 0) ::close(fd_);
 }
@@ -66,11 +68,19 @@ Connection::~Connection() {
 void Connection::start() {
   halfCloseable_ = protocol_->halfCloseable();
   updateReading();
+  dispatch("connectionMade", [this] { protocol_->makeConnection(this); });
+}
+
+template <class F>
+void Connection::dispatch(const char* what, F&& fn) {
+  inDispatch_ = true;
   try {
-    protocol_->makeConnection(this);
+    fn();
   } catch (...) {
-    failFromCallback("connectionMade");
+    failFromCallback(what);
   }
+  inDispatch_ = false;
+  flushCorked();
 }
 
 void Connection::logError(const std::string& message) const {
@@ -89,6 +99,7 @@ void Connection::failFromCallback(const char* where) {
     return;
   }
   evbuffer_drain(output_, evbuffer_get_length(output_));
+  pendingView_ = {};
   closeLater(std::move(f));
 }
 
@@ -122,11 +133,8 @@ void Connection::handleRead() {
   char* buf = reactor_.readBuffer();
   ssize_t n = ::read(fd_, buf, ReactorBase::kReadBufferSize);
   if (n > 0) {
-    try {
-      protocol_->dataReceived(std::string_view(buf, static_cast<size_t>(n)));
-    } catch (...) {
-      failFromCallback("dataReceived");
-    }
+    dispatch("dataReceived",
+             [&] { protocol_->dataReceived(std::string_view(buf, static_cast<size_t>(n))); });
     return;
   }
   if (n < 0 && wouldBlock(errno)) return;
@@ -155,7 +163,7 @@ void Connection::readEnded() {
   }
   // The peer closed its side. Send what is still buffered (also after loseWriteConnection:
   // nothing written may be lost), then close cleanly.
-  if (evbuffer_get_length(output_) > 0) {
+  if (pendingBytes() > 0) {
     state_ = State::Disconnecting;
     pendingReason_ = ConnectionDone::failure();
     updateWriteEvent();
@@ -180,77 +188,116 @@ void Connection::resumeProducing() {
 
 // ---- writing ----
 
+size_t Connection::pendingBytes() const {
+  return pendingView_.size() + evbuffer_get_length(output_);
+}
+
 bool Connection::overCap(size_t more) {
   if (limits_.hardCap == WriteBufferLimits::kNoLimit) return false;
-  size_t buffered = evbuffer_get_length(output_);
+  size_t buffered = pendingBytes();
   if (buffered <= limits_.hardCap && more <= limits_.hardCap - buffered) return false;
   WriteBufferFullError error(buffered + more, limits_.hardCap);
   log::warn(logSystem_, std::string(error.what()) + " (peer " + peer_.toString() +
                             "; raise the cap with setWriteBufferLimits, or register a producer)");
-  evbuffer_drain(output_, buffered);
+  evbuffer_drain(output_, evbuffer_get_length(output_));
+  pendingView_ = {};
   closeLater(Failure::of(std::move(error)));
   return true;
 }
 
+void Connection::cork() {
+  corked_ = true;
+  // Inside one of our callbacks the flush follows when it returns (dispatch); otherwise (a
+  // timer, another connection's callback) it follows from the loop, after the current callback.
+  if (!inDispatch_) event_active(flushEvent_, 0, 0);
+}
+
+void Connection::materializeView() {
+  if (pendingView_.empty()) return;
+  evbuffer_add(output_, pendingView_.data(), pendingView_.size());
+  pendingView_ = {};
+}
+
 void Connection::write(std::string_view data) {
   if (state_ != State::Connected || writeShutdown_ || data.empty()) return;
-  assert(writing_ == (evbuffer_get_length(output_) > 0));
-  if (!writing_) {
-    // Nothing queued: hand the bytes straight to the kernel and keep only what it leaves.
-    ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n == static_cast<ssize_t>(data.size())) return;
-    if (n < 0) {
-      if (!wouldBlock(errno)) {
-        closeLater(Failure::of(ConnectionLost::fromErrno(errno)));
-        return;
-      }
-      n = 0;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
+  assert(!(writing_ && corked_));
   if (overCap(data.size())) return;
+  if (!writing_ && !corked_) {
+    cork();
+    // An echo writes (part of) what it was just given: keep a view into the reactor's read
+    // buffer, which stays put until this callback returns, and send from it then.
+    const char* readBuffer = reactor_.readBuffer();
+    if (inDispatch_ && data.data() >= readBuffer &&
+        data.data() + data.size() <= readBuffer + ReactorBase::kReadBufferSize) {
+      pendingView_ = data;
+      applyHighWater();
+      return;
+    }
+  } else {
+    materializeView();
+  }
   evbuffer_add(output_, data.data(), data.size());
-  afterBuffering();
+  applyHighWater();
 }
 
 void Connection::writeSequence(std::span<const std::string_view> data) {
   if (state_ != State::Connected || writeShutdown_) return;
-  assert(writing_ == (evbuffer_get_length(output_) > 0));
-  size_t first = 0;
-  size_t skip = 0;  // bytes of data[first] already sent
-  if (!writing_ && data.size() <= kMaxIov) {
-    iovec iov[kMaxIov];
-    size_t total = 0;
-    for (size_t i = 0; i < data.size(); ++i) {
-      iov[i].iov_base = const_cast<char*>(data[i].data());
-      iov[i].iov_len = data[i].size();
-      total += data[i].size();
-    }
-    if (total == 0) return;
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = data.size();
-    ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
-    if (n == static_cast<ssize_t>(total)) return;
+  assert(!(writing_ && corked_));
+  size_t total = 0;
+  for (auto piece : data) total += piece.size();
+  if (total == 0 || overCap(total)) return;
+  if (!writing_ && !corked_) {
+    cork();
+  } else {
+    materializeView();
+  }
+  for (auto piece : data) {
+    if (!piece.empty()) evbuffer_add(output_, piece.data(), piece.size());
+  }
+  applyHighWater();
+}
+
+void Connection::onFlushEvent(int, short, void* arg) {
+  auto* self = static_cast<Connection*>(arg);
+  self->guarded("flushing", [self] { self->flushCorked(); });
+}
+
+void Connection::flushCorked() {
+  if (!corked_) return;
+  corked_ = false;
+  if (state_ == State::Closing || state_ == State::Closed) {
+    pendingView_ = {};
+    return;
+  }
+  if (!pendingView_.empty()) {
+    // Only the one write: straight from where it is to the kernel; copy only what it leaves.
+    ssize_t n = ::send(fd_, pendingView_.data(), pendingView_.size(), MSG_NOSIGNAL);
     if (n < 0) {
       if (!wouldBlock(errno)) {
-        closeLater(Failure::of(ConnectionLost::fromErrno(errno)));
+        int err = errno;
+        pendingView_ = {};
+        closeNow(Failure::of(ConnectionLost::fromErrno(err)));
         return;
       }
       n = 0;
     }
-    size_t sent = static_cast<size_t>(n);
-    while (first < data.size() && sent >= data[first].size()) sent -= data[first++].size();
-    skip = sent;
+    std::string_view rest = pendingView_.substr(static_cast<size_t>(n));
+    pendingView_ = {};
+    if (!rest.empty()) evbuffer_add(output_, rest.data(), rest.size());
+  } else if (flush() == Flush::Failed) {
+    int err = errno;
+    closeNow(Failure::of(ConnectionLost::fromErrno(err)));
+    return;
   }
-  size_t rest = 0;
-  for (size_t i = first; i < data.size(); ++i) rest += data[i].size() - (i == first ? skip : 0);
-  if (rest == 0 || overCap(rest)) return;
-  for (size_t i = first; i < data.size(); ++i) {
-    std::string_view piece = data[i].substr(i == first ? skip : 0);
-    if (!piece.empty()) evbuffer_add(output_, piece.data(), piece.size());
+  if (evbuffer_get_length(output_) > 0) {
+    afterBuffering();  // the rest waits for the socket
+    return;
   }
-  afterBuffering();
+  if (state_ == State::Disconnecting) {
+    closeNow(pendingReason_);
+    return;
+  }
+  afterDraining(0);
 }
 
 Connection::Flush Connection::flush() {
@@ -282,6 +329,10 @@ void Connection::onWritable(int, short, void* arg) {
 
 void Connection::handleWrite() {
   if (state_ == State::Closing || state_ == State::Closed) return;
+  if (corked_) {  // the socket is asked now: what was corked goes with the rest
+    corked_ = false;
+    materializeView();
+  }
   if (flush() == Flush::Failed) {
     int err = errno;
     closeNow(Failure::of(ConnectionLost::fromErrno(err)));
@@ -330,7 +381,11 @@ void Connection::askProducer() {
 
 void Connection::afterBuffering() {
   startWriting();
-  size_t buffered = evbuffer_get_length(output_);
+  applyHighWater();
+}
+
+void Connection::applyHighWater() {
+  size_t buffered = pendingBytes();
   if (buffered <= limits_.highWater) return;
   if (producer_ != nullptr) {
     if (streamingProducer_ && !producerPaused_) {
@@ -371,9 +426,9 @@ void Connection::setWriteBufferLimits(const WriteBufferLimits& limits) {
   }
   limits_ = limits;
   if (state_ != State::Connected) return;
-  size_t buffered = evbuffer_get_length(output_);
+  size_t buffered = pendingBytes();
   if (buffered > limits_.highWater) {
-    afterBuffering();
+    applyHighWater();
   } else {
     afterDraining(buffered);
   }
@@ -420,20 +475,20 @@ void Connection::unregisterProducer() {
   updateWriteEvent();
 }
 
-size_t Connection::bufferedSize() const { return evbuffer_get_length(output_); }
+size_t Connection::bufferedSize() const { return pendingBytes(); }
 
 // ---- closing ----
 
 void Connection::loseConnection() {
   if (state_ != State::Connected) return;
-  if (evbuffer_get_length(output_) == 0) {
+  if (pendingBytes() == 0) {
     closeLater(ConnectionDone::failure());
     return;
   }
   state_ = State::Disconnecting;
   pendingReason_ = ConnectionDone::failure();
   updateReading();
-  startWriting();
+  if (!corked_) startWriting();  // corked: flushCorked sends it, and closes once it has gone
   updateWriteEvent();
 }
 
@@ -448,6 +503,7 @@ void Connection::loseWriteConnection() {
 void Connection::abortConnection() {
   if (state_ == State::Closing || state_ == State::Closed) return;
   evbuffer_drain(output_, evbuffer_get_length(output_));
+  pendingView_ = {};
   closeLater(ConnectionAborted::failure());
 }
 
@@ -474,6 +530,9 @@ void Connection::closeNow(const Failure& reason) {
   event_del(readEvent_);
   event_del(writeEvent_);
   event_del(closeEvent_);
+  event_del(flushEvent_);
+  corked_ = false;
+  pendingView_ = {};
   ::close(fd_);
   fd_ = -1;
   evbuffer_drain(output_, evbuffer_get_length(output_));

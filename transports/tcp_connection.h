@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "twist/reactor/failure.h"
 #include "twist/reactor/protocol.h"
@@ -78,6 +79,17 @@ class Connection : public ITransport, public Selectable {
   static void onReadable(int fd, short what, void* arg);
   static void onWritable(int fd, short what, void* arg);
   static void onCloseEvent(int fd, short what, void* arg);
+  static void onFlushEvent(int fd, short what, void* arg);
+  // Runs a protocol callback; what it writes goes out in one system call once it returns.
+  template <class F>
+  void dispatch(const char* what, F&& fn);
+  // Sends what was written since the socket was last asked (corked output).
+  void flushCorked();
+  // Starts corking: the first write while nothing waits for the socket.
+  void cork();
+  // Moves the uncopied first write into the output buffer (before anything is added behind it).
+  void materializeView();
+  size_t pendingBytes() const;
   void handleRead();
   void handleWrite();
   void readEnded();
@@ -90,8 +102,10 @@ class Connection : public ITransport, public Selectable {
   // Arms the write event while there is output, a pull producer to ask for more, or a pending
   // shutdown of the write side.
   void updateWriteEvent();
-  // Applies the write buffer limits after output was queued; false when it aborted.
+  // After output was queued for the socket: arms the write event, applies the limits.
   void afterBuffering();
+  // Pauses the producer, or reading, when more than the high mark waits.
+  void applyHighWater();
   // The output buffer drained to `buffered` bytes.
   void afterDraining(size_t buffered);
   // Would queuing `more` bytes pass the hard cap? Then aborts and returns true.
@@ -124,6 +138,14 @@ class Connection : public ITransport, public Selectable {
   bool writeShutdown_ = false;  // loseWriteConnection asked for it
   bool writeShutDone_ = false;  // ... and the write side is shut down
   bool writeArmed_ = false;     // the write event is added
+  // Output written while nothing waited for the socket is held back until the callback that
+  // wrote it returns, then sent in one system call (write coalescing): a protocol answering a
+  // pipelined read with many writes makes one sendmsg, not one per write.
+  bool corked_ = false;
+  bool inDispatch_ = false;  // one of this connection's protocol callbacks is running
+  // The first corked write when it lies in the reactor's read buffer (an echo): sent from there
+  // without a copy, unless something is written behind it.
+  std::string_view pendingView_;
   bool streamingProducer_ = false;
   bool producerPaused_ = false;
   IProducer* producer_ = nullptr;
@@ -132,6 +154,7 @@ class Connection : public ITransport, public Selectable {
   event* readEvent_ = nullptr;
   event* writeEvent_ = nullptr;
   event* closeEvent_ = nullptr;
+  event* flushEvent_ = nullptr;  // flushes corked output written from outside our callbacks
   IHalfCloseableProtocol* halfCloseable_ = nullptr;
   Failure pendingReason_;
   Address host_;

@@ -5,11 +5,13 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <map>
 
 #include "tests/test_util.h"
 #include "twist/protocols/basic.h"
+#include "twist/protocols/testing/memory_reactor.h"
 #include "twist/protocols/testing/string_transport.h"
 #include "twist/protocols/wire.h"
 #include "twist/reactor/clock.h"
@@ -315,6 +317,111 @@ TEST(ThrottlingFactory, EchoesEverythingOverARealSocket) {
       r, [&] { return client.done(); }, 60));
   EXPECT_EQ(got.size(), payload.size());
   EXPECT_GE(f->readThrottles(), 1);
+}
+
+// ---- ProtocolWrapper and WrappingFactory ----
+
+// Records what passes in both directions: a wrapper that sits between a protocol and its
+// socket, as TLS, logging or throttling do.
+struct Recording {
+  std::string in, out;
+  ITransport* innerSaw = nullptr;  // the transport the wrapped protocol was given
+  int registered = 0, unregistered = 0;
+};
+
+class Recorder : public ProtocolWrapper {
+ public:
+  Recorder(std::shared_ptr<Protocol> wrapped, WrappingFactory* f, Recording* rec)
+      : ProtocolWrapper(std::move(wrapped), f), rec_(rec) {}
+  void connectionMade() override {
+    ProtocolWrapper::connectionMade();
+    rec_->innerSaw = wrapped().transport();
+  }
+  void dataReceived(std::string_view data) override {
+    rec_->in.append(data);
+    ProtocolWrapper::dataReceived(data);
+  }
+  void write(std::string_view data) override {
+    rec_->out.append(data);
+    ProtocolWrapper::write(data);
+  }
+
+ private:
+  Recording* rec_;
+};
+
+class RecordingFactory : public WrappingFactory {
+ public:
+  RecordingFactory(std::shared_ptr<Factory> wrapped, Recording* rec)
+      : WrappingFactory(std::move(wrapped)), rec_(rec) {}
+  void registerProtocol(ProtocolWrapper* p) override {
+    WrappingFactory::registerProtocol(p);
+    ++rec_->registered;
+  }
+  void unregisterProtocol(ProtocolWrapper* p) override {
+    WrappingFactory::unregisterProtocol(p);
+    ++rec_->unregistered;
+  }
+
+ protected:
+  std::shared_ptr<ProtocolWrapper> wrap(std::shared_ptr<Protocol> wrapped,
+                                        const Address&) override {
+    return std::make_shared<Recorder>(std::move(wrapped), this, rec_);
+  }
+
+ private:
+  Recording* rec_;
+};
+
+TEST(ProtocolWrapper, IsTheWrappedProtocolsTransportOverARealSocket) {
+  Reactor r(testing::quietOptions());
+  Recording rec;
+  auto f = std::make_shared<RecordingFactory>(Factory::forProtocol<wire::Echo>(), &rec);
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
+  std::string got;
+  testing::ClientThread client([&] {
+    int fd = testing::connectTo(port->getHost().port());
+    testing::sendAll(fd, "through the wrapper");
+    got = testing::recvAtMost(fd, 19);
+    ::close(fd);
+  });
+  ASSERT_TRUE(testing::runUntil(r, [&] { return client.done() && rec.unregistered == 1; }));
+  EXPECT_EQ(got, "through the wrapper");
+  EXPECT_EQ(rec.in, "through the wrapper");
+  EXPECT_EQ(rec.out, "through the wrapper") << "the Echo wrote through the wrapper";
+  EXPECT_NE(rec.innerSaw, nullptr);
+  EXPECT_EQ(rec.registered, 1);
+  EXPECT_TRUE(f->protocols().empty());
+}
+
+TEST(ProtocolWrapper, ForwardsEveryTransportCallAndTheClientFactorysNews) {
+  StringTransport t;
+  Recording rec;
+  auto inner = std::make_shared<wire::Echo>();
+  Recorder wrapper(inner, nullptr, &rec);
+  wrapper.makeConnection(&t);
+  EXPECT_EQ(inner->transport(), static_cast<ITransport*>(&wrapper));
+  inner->transport()->setTcpKeepAliveTimes(1, 2, 3);
+  EXPECT_EQ(t.keepAliveTimes(), (std::array<int, 3>{1, 2, 3}));
+  inner->transport()->pauseProducing();
+  EXPECT_TRUE(t.paused());
+  EXPECT_EQ(inner->transport()->getPeer(), t.getPeer());
+  inner->transport()->loseConnection();
+  EXPECT_TRUE(t.loseConnectionCalled());
+  wrapper.notifyConnectionLost(ConnectionDone::failure());
+  EXPECT_TRUE(inner->transport()->disconnecting()) << "a closed transport after connectionLost";
+
+  struct Heard : ClientFactory {
+    int failed = 0;
+    std::shared_ptr<Protocol> buildProtocol(const Address&) override { return nullptr; }
+    void clientConnectionFailed(IConnector&, const Failure&) override { ++failed; }
+  };
+  auto heard = std::make_shared<Heard>();
+  MemoryReactor reactor;
+  auto connector = reactor.connectTCP("192.0.2.1", 80, std::make_shared<WrappingFactory>(heard));
+  static_cast<MemoryReactor::FakeConnector&>(*connector)
+      .fail(Failure::of(ConnectionRefusedError()));
+  EXPECT_EQ(heard->failed, 1) << "the wrapping factory passes the connector's news on";
 }
 
 }  // namespace

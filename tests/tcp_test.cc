@@ -872,5 +872,61 @@ TEST(Tcp, TheDefaultBacklogIsTheSystemMaximum) {
   EXPECT_EQ(connected, kClients);
 }
 
+TEST(Tcp, ReusePortLetsTwoPortsListenOnOne) {
+  Reactor r(quietOptions());
+  auto a = r.listenTCP(0, Factory::forProtocol<wire::Echo>(),
+                       {.interface = "127.0.0.1", .reusePort = true});
+  uint16_t p = portOf(a);
+  EXPECT_THROW(r.listenTCP(p, Factory::forProtocol<wire::Echo>(), {.interface = "127.0.0.1"}),
+               CannotListenError);
+  auto b = r.listenTCP(p, Factory::forProtocol<wire::Echo>(),
+                       {.interface = "127.0.0.1", .reusePort = true});
+  EXPECT_TRUE(a->listening());
+  EXPECT_TRUE(b->listening());
+  EXPECT_EQ(portOf(b), p);
+}
+
+TEST(Tcp, AnIPv6PortTakesIPv4ClientsUnlessIPv6Only) {
+  Reactor r(quietOptions());
+  std::shared_ptr<IListeningPort> dual, only;
+  try {
+    dual = r.listenTCP(0, Factory::forProtocol<wire::Echo>(), {.interface = "::"});
+    only =
+        r.listenTCP(0, Factory::forProtocol<wire::Echo>(), {.interface = "::", .ipv6Only = true});
+  } catch (const CannotListenError& e) {
+    GTEST_SKIP() << "no IPv6 here: " << e.what();
+  }
+  int fd = connectTo(portOf(dual));  // 127.0.0.1 reaches the dual-stack port
+  ::close(fd);
+  EXPECT_THROW(connectTo(portOf(only)), std::runtime_error);  // refused
+}
+
+TEST(Tcp, AProtocolKeptAfterItsConnectionSeesAClosedTransport) {
+  Reactor r(quietOptions());
+  std::shared_ptr<Protocol> kept;
+  class Keeper : public ServerFactory {
+   public:
+    explicit Keeper(std::shared_ptr<Protocol>* kept) : kept_(kept) {}
+    std::shared_ptr<Protocol> buildProtocol(const Address&) override {
+      *kept_ = std::make_shared<wire::Echo>();
+      return *kept_;
+    }
+    std::shared_ptr<Protocol>* kept_;
+  };
+  auto port = r.listenTCP(0, std::make_shared<Keeper>(&kept), {.interface = "127.0.0.1"});
+  int fd = connectTo(portOf(port));
+  ASSERT_TRUE(runUntil(r, [&] { return kept && kept->connected(); }));
+  ::close(fd);
+  ASSERT_TRUE(runUntil(r, [&] { return !kept->connected() && r.selectableCount() == 1; }));
+  r.iterate();  // the connection object is gone now; the protocol lives on
+  ITransport* t = kept->transport();
+  ASSERT_NE(t, nullptr);
+  t->write("ignored");
+  t->loseConnection();
+  EXPECT_TRUE(t->disconnecting());
+  EXPECT_EQ(t->bufferedSize(), 0u);
+  EXPECT_TRUE(t->getPeer().empty());
+}
+
 }  // namespace
 }  // namespace twist

@@ -115,7 +115,8 @@ class Factory {
   int numPorts_ = 0;
 };
 
-// A factory for listening ports.
+// A factory for listening ports (Twisted's ServerFactory). listenTCP takes any Factory; derive
+// from this one to say what a factory is for.
 class ServerFactory : public Factory {};
 
 class ClientFactory;
@@ -128,7 +129,8 @@ class ClientFactory : public Factory {
   // An attempt is starting (connectTCP, or Connector::connect).
   virtual void startedConnecting(IConnector& connector) {}
   // The attempt failed: reason is a ConnectionRefusedError, TimeoutError, DNSLookupError,
-  // UserError (stopConnecting), NoProtocol or another ConnectError.
+  // ConnectBindError, UserError (stopConnecting), NoProtocol or another ConnectError. Always
+  // from the loop, never inside connectTCP or connect().
   virtual void clientConnectionFailed(IConnector& connector, const Failure& reason) {}
   // An established connection ended (after its protocol's connectionLost), with the same reason.
   virtual void clientConnectionLost(IConnector& connector, const Failure& reason) {}

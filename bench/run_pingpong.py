@@ -19,6 +19,10 @@ Usage (after `bazel build -c opt //bench:all`; bench/run_pingpong.sh does both):
   bench/run_pingpong.py [--rounds 3] [--seconds 2] [--sizes 16,4096,65536] [--conns 1,10,100,1000]
                         [--rr-sizes 16,4096] [--rr-conns 1,100]
                         [--pipeline-depth 100] [--pipeline-conns 1,100]
+                        [--before PATH]
+--before PATH runs another build of twist_echo_server (say, of the previous commit) in the
+libevent server's place, labelled "before": a change is then measured against the code before
+it in the same interleaved rounds, which a comparison across runs on a noisy machine cannot do.
 """
 import argparse
 import os
@@ -56,7 +60,7 @@ SEND_SYSCALLS = ["sendmsg", "sendto", "write", "writev"]
 
 
 def run_one(server, mode, size, conns, seconds, depth=1, count_sends=False):
-    extra = ["--lines"] if mode == "pipeline" and server == "twist" else []
+    extra = ["--lines"] if mode == "pipeline" and server in ("twist", "before") else []
     srv = subprocess.Popen(["taskset", "-c", "0", BINARIES[server], "--port", "0"] + extra,
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                            preexec_fn=raise_fd_limit)
@@ -113,7 +117,12 @@ def main():
     ap.add_argument("--rr-conns", default="1,100")
     ap.add_argument("--pipeline-depth", type=int, default=100)
     ap.add_argument("--pipeline-conns", default="1,100")
+    ap.add_argument("--before", help="another twist_echo_server build, run in libevent's place")
     args = ap.parse_args()
+    if args.before:
+        SERVERS[1] = "before"
+        BINARIES["before"] = args.before
+    mid = SERVERS[1]
     for b in list(BINARIES.values()) + [CLIENT]:
         if not os.path.exists(b):
             sys.exit(f"{b} is missing: run `bazel build -c opt //bench:all` first")
@@ -133,21 +142,21 @@ def main():
             for server in order:
                 results[cell][server].append(
                     run_one(server, *cell, args.seconds, args.pipeline_depth))
+        print(f"round {rnd + 1}/{args.rounds} done ({time.time() - started:.0f} s)",
+              file=sys.stderr)
     counted = {}
     have_perf = subprocess.run(["sh", "-c", "command -v perf"], capture_output=True).returncode == 0
     for cell in cells:
         if cell[0] == "pipeline" and have_perf:
             counted[cell] = {s: run_one(s, *cell, args.seconds, args.pipeline_depth, True)
                              for s in SERVERS}
-        print(f"round {rnd + 1}/{args.rounds} done ({time.time() - started:.0f} s)",
-              file=sys.stderr)
 
     mib = 1024 * 1024
     print(f"Echo ping-pong, {args.rounds} rounds x {args.seconds:g} s per server and cell; server "
           "on CPU 0, client on CPU 1; medians.")
     print("MiB/s = bytes the client read per second; per CPU-s = per second of server CPU time.\n")
-    print("| block | conns | twist MiB/s | libevent MiB/s | epoll MiB/s | twist per CPU-s | "
-          "libevent per CPU-s | epoll per CPU-s | twist/epoll (CPU-s) | twist/libevent (CPU-s) |")
+    print(f"| block | conns | twist MiB/s | {mid} MiB/s | epoll MiB/s | twist per CPU-s | "
+          f"{mid} per CPU-s | epoll per CPU-s | twist/epoll (CPU-s) | twist/{mid} (CPU-s) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for cell in cells:
         mode, size, conns = cell
@@ -158,10 +167,10 @@ def main():
         eff = {s: [r["bytes"] / max(r["cpu"], 1e-9) / mib for r in rs[s]] for s in SERVERS}
         med = {s: statistics.median(eff[s]) for s in SERVERS}
         vs_epoll = statistics.median(t / e for t, e in zip(eff["twist"], eff["epoll"]))
-        vs_lev = statistics.median(t / e for t, e in zip(eff["twist"], eff["libevent"]))
-        print(f"| {size_name(size)} | {conns} | {fmt(tput['twist'])} | {fmt(tput['libevent'])} | "
-              f"{fmt(tput['epoll'])} | {fmt(med['twist'])} | {fmt(med['libevent'])} | "
-              f"{fmt(med['epoll'])} | {vs_epoll:.2f} | {vs_lev:.2f} |")
+        vs_mid = statistics.median(t / e for t, e in zip(eff["twist"], eff[mid]))
+        print(f"| {size_name(size)} | {conns} | {fmt(tput['twist'])} | {fmt(tput[mid])} | "
+              f"{fmt(tput['epoll'])} | {fmt(med['twist'])} | {fmt(med[mid])} | "
+              f"{fmt(med['epoll'])} | {vs_epoll:.2f} | {vs_mid:.2f} |")
 
     rr_cells = [c for c in cells if c[0] == "rr"]
     if rr_cells:

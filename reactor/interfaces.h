@@ -69,7 +69,7 @@ class IConnector : public std::enable_shared_from_this<IConnector> {
 struct ListenTCPOptions {
   // "" = every IPv4 interface, "::" = every IPv6 one (and IPv4 too unless ipv6Only), or an
   // address such as "127.0.0.1" or "::1".
-  std::string interface;
+  std::string interface{};
   // 0: the system's maximum (/proc/sys/net/core/somaxconn, as Go reads it; SOMAXCONN when that
   // is unreadable). A small backlog drops the SYNs of a burst of clients, which then wait a full
   // second to retry.
@@ -86,7 +86,7 @@ struct ConnectTCPOptions {
   // Seconds for resolving and connecting together; 0 = no timeout.
   double timeout = 30;
   // The local address to bind first, as (host, port): ("", 0) is the default of none.
-  std::optional<std::pair<std::string, uint16_t>> bindAddress;
+  std::optional<std::pair<std::string, uint16_t>> bindAddress{};
 };
 
 // What code that listens and connects needs of a reactor (Twisted's IReactorTCP): the Reactor,

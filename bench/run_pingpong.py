@@ -98,6 +98,16 @@ def run_one(server, mode, size, conns, seconds, depth=1, count_sends=False):
     return r
 
 
+def msg_rates(rs):
+    """Per server, from one cell's rounds: median messages per second, median messages per
+    server CPU-second, and the median of the per-round ratios of the latter against epoll's."""
+    eff = {s: [r["msgs"] / max(r["cpu"], 1e-9) for r in rs[s]] for s in SERVERS}
+    return {s: (statistics.median(r["msgs"] / r["seconds"] for r in rs[s]),
+                statistics.median(eff[s]),
+                statistics.median(a / b for a, b in zip(eff[s], eff["epoll"])))
+            for s in SERVERS}
+
+
 def fmt(x):
     """Three significant figures, without exponents."""
     return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
@@ -181,14 +191,11 @@ def main():
         for cell in rr_cells:
             _, size, conns = cell
             rs = results[cell]
-            eff = {s: [r["msgs"] / max(r["cpu"], 1e-9) for r in rs[s]] for s in SERVERS}
-            for s in SERVERS:
-                rate = statistics.median(r["msgs"] / r["seconds"] for r in rs[s])
+            for s, (rate, per_cpu, ratio) in msg_rates(rs).items():
                 p50 = statistics.median(r["p50_us"] for r in rs[s])
                 p99 = statistics.median(r["p99_us"] for r in rs[s])
-                ratio = statistics.median(a / b for a, b in zip(eff[s], eff["epoll"]))
                 print(f"| {size_name(size)} | {conns} | {s} | {rate:.0f} | "
-                      f"{statistics.median(eff[s]):.0f} | {p50:.1f} | {p99:.1f} | {ratio:.2f} |")
+                      f"{per_cpu:.0f} | {p50:.1f} | {p99:.1f} | {ratio:.2f} |")
 
 
     pl_cells = [c for c in cells if c[0] == "pipeline"]
@@ -201,16 +208,11 @@ def main():
         print("|---|---|---|---|---|---|")
         for cell in pl_cells:
             _, size, conns = cell
-            rs = results[cell]
-            eff = {s: [r["msgs"] / max(r["cpu"], 1e-9) for r in rs[s]] for s in SERVERS}
-            for s in SERVERS:
-                rate = statistics.median(r["msgs"] / r["seconds"] for r in rs[s])
+            for s, (rate, per_cpu, ratio) in msg_rates(results[cell]).items():
                 c = counted.get(cell, {}).get(s)
                 per_batch = (f"{c['sends'] / max(c['msgs'] / args.pipeline_depth, 1):.2f}"
                              if c else "-")
-                ratio = statistics.median(a / b for a, b in zip(eff[s], eff["epoll"]))
-                print(f"| {conns} | {s} | {rate:.0f} | {statistics.median(eff[s]):.0f} | "
-                      f"{per_batch} | {ratio:.2f} |")
+                print(f"| {conns} | {s} | {rate:.0f} | {per_cpu:.0f} | {per_batch} | {ratio:.2f} |")
 
 
 if __name__ == "__main__":

@@ -98,8 +98,7 @@ void Connection::failFromCallback(const char* where) {
     pendingReason_ = std::move(f);
     return;
   }
-  evbuffer_drain(output_, evbuffer_get_length(output_));
-  pendingView_ = {};
+  discardOutput();
   closeLater(std::move(f));
 }
 
@@ -199,8 +198,7 @@ bool Connection::overCap(size_t more) {
   WriteBufferFullError error(buffered + more, limits_.hardCap);
   log::warn(logSystem_, std::string(error.what()) + " (peer " + peer_.toString() +
                             "; raise the cap with setWriteBufferLimits, or register a producer)");
-  evbuffer_drain(output_, evbuffer_get_length(output_));
-  pendingView_ = {};
+  discardOutput();
   closeLater(Failure::of(std::move(error)));
   return true;
 }
@@ -210,6 +208,11 @@ void Connection::cork() {
   // Inside one of our callbacks the flush follows when it returns (dispatch); otherwise (a
   // timer, another connection's callback) it follows from the loop, after the current callback.
   if (!inDispatch_) event_active(flushEvent_, 0, 0);
+}
+
+void Connection::discardOutput() {
+  evbuffer_drain(output_, evbuffer_get_length(output_));
+  pendingView_ = {};
 }
 
 void Connection::materializeView() {
@@ -502,8 +505,7 @@ void Connection::loseWriteConnection() {
 
 void Connection::abortConnection() {
   if (state_ == State::Closing || state_ == State::Closed) return;
-  evbuffer_drain(output_, evbuffer_get_length(output_));
-  pendingView_ = {};
+  discardOutput();
   closeLater(ConnectionAborted::failure());
 }
 
@@ -532,10 +534,9 @@ void Connection::closeNow(const Failure& reason) {
   event_del(closeEvent_);
   event_del(flushEvent_);
   corked_ = false;
-  pendingView_ = {};
   ::close(fd_);
   fd_ = -1;
-  evbuffer_drain(output_, evbuffer_get_length(output_));
+  discardOutput();
   // As a producer for another connection, this one is done: its consumer forgets it.
   detachFromConsumer();
   if (IProducer* producer = producer_) {

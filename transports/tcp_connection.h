@@ -89,6 +89,8 @@ class Connection : public ITransport, public Selectable {
   void cork();
   // Moves the uncopied first write into the output buffer (before anything is added behind it).
   void materializeView();
+  // Drops everything not yet sent: the output buffer and the uncopied first write.
+  void discardOutput();
   size_t pendingBytes() const;
   void handleRead();
   void handleWrite();

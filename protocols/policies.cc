@@ -50,6 +50,14 @@ void ProtocolWrapper::connectionLost(const Failure& reason) {
   wrapped_->notifyConnectionLost(reason);
 }
 
+void ProtocolWrapper::insertLayer(const LayerMaker& makeLayer) {
+  if (disconnecting()) return;
+  std::shared_ptr<Protocol> layer = makeLayer(wrapped_);
+  if (!layer) throw std::invalid_argument("insertLayer: no layer");
+  wrapped_ = std::move(layer);
+  wrapped_->makeConnection(this);
+}
+
 WrappingFactory::WrappingFactory(std::shared_ptr<Factory> wrapped) : wrapped_(std::move(wrapped)) {
   if (!wrapped_) throw std::invalid_argument("WrappingFactory: nothing to wrap");
 }

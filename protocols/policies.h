@@ -98,6 +98,8 @@ class ProtocolWrapper : public Protocol, public ITransport, public IHalfCloseabl
   WriteBufferLimits writeBufferLimits() const override { return transport()->writeBufferLimits(); }
   bool disconnecting() const override { return transport()->disconnecting(); }
   size_t bufferedSize() const override { return transport()->bufferedSize(); }
+  // The layer goes between this wrapper and the wrapped protocol.
+  void insertLayer(const LayerMaker& makeLayer) override;
 
  private:
   std::shared_ptr<Protocol> wrapped_;

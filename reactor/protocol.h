@@ -58,6 +58,9 @@ class Protocol {
   Factory* factory() const { return factory_.get(); }
   void setFactory(std::shared_ptr<Factory> f) { factory_ = std::move(f); }
 
+  // For layers inserted into a live connection (ITransport::insertLayer, startTLS): the
+  // protocol writes through `transport` from now on. No callback runs.
+  void rebindTransport(ITransport* transport) { transport_ = transport; }
   // For transports: delivers connectionLost(reason), then swaps the transport for a closed one.
   void notifyConnectionLost(const Failure& reason);
   // For transports: this protocol's half-close interface, or nullptr when it did not opt in

@@ -20,6 +20,10 @@ void IConsumer::linkProducer(IProducer& producer, IConsumer* consumer) {
   producer.consumer_ = consumer;
 }
 
+void ITransport::insertLayer(const LayerMaker&) {
+  throw std::logic_error("insertLayer: this transport can't take a layer (startTLS)");
+}
+
 namespace detail {
 namespace {
 
@@ -49,6 +53,7 @@ class ClosedTransport final : public ITransport {
   WriteBufferLimits writeBufferLimits() const override { return {}; }
   bool disconnecting() const override { return true; }
   size_t bufferedSize() const override { return 0; }
+  void insertLayer(const LayerMaker&) override {}
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -15,6 +16,7 @@
 namespace twist {
 
 class IConsumer;
+class Protocol;
 
 // Produces data for a consumer such as a transport (Twisted's IPushProducer / IPullProducer).
 // A producer registered with a consumer is unregistered from it automatically when the producer
@@ -137,6 +139,17 @@ class ITransport : public IProducer, public IConsumer {
   static constexpr size_t kHighWater = WriteBufferLimits{}.highWater;
   virtual void setWriteBufferLimits(const WriteBufferLimits& limits) = 0;
   virtual WriteBufferLimits writeBufferLimits() const = 0;
+
+  // Puts a layer between this transport and its protocol on a live connection, from now on (how
+  // tls::startTLS upgrades a connection; Twisted's ITLSTransport.startTLS). `makeLayer` gets the
+  // protocol and returns the layer (a Protocol that is also the protocol's transport, such as a
+  // ProtocolWrapper); the transport then delivers to the layer and calls its makeConnection(this)
+  // at once; the layer takes the protocol over with Protocol::rebindTransport, without a second
+  // connectionMade. What was written before goes out first, as it was. Throws std::logic_error
+  // when the transport cannot (the default: StringTransport has no protocol to hand over); a
+  // no-op once the connection is disconnecting.
+  using LayerMaker = std::function<std::shared_ptr<Protocol>(std::shared_ptr<Protocol>)>;
+  virtual void insertLayer(const LayerMaker& makeLayer);
 
   // True once loseConnection()/abortConnection() was called or the connection ended.
   virtual bool disconnecting() const = 0;

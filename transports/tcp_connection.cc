@@ -71,6 +71,16 @@ void Connection::start() {
   dispatch("connectionMade", [this] { protocol_->makeConnection(this); });
 }
 
+void Connection::insertLayer(const LayerMaker& makeLayer) {
+  if (state_ != State::Connected) return;
+  std::shared_ptr<Protocol> layer = makeLayer(protocol_);
+  if (!layer) throw std::invalid_argument("insertLayer: no layer");
+  // The protocol whose callback may be running is kept alive by the layer, which holds it.
+  protocol_ = std::move(layer);
+  halfCloseable_ = protocol_->halfCloseable();
+  protocol_->makeConnection(this);
+}
+
 template <class F>
 void Connection::dispatch(const char* what, F&& fn) {
   inDispatch_ = true;

@@ -59,6 +59,7 @@ class Connection : public ITransport, public Selectable {
   WriteBufferLimits writeBufferLimits() const override { return limits_; }
   bool disconnecting() const override { return state_ != State::Connected; }
   size_t bufferedSize() const override;
+  void insertLayer(const LayerMaker& makeLayer) override;
 
   // Selectable
   void reactorShutdown() override;

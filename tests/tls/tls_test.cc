@@ -67,13 +67,29 @@ class TLSTest : public ::testing::Test {
     ports.push_back(port);
     return port->getHost().port();
   }
+  // The factories hold their protocols and the protocols their factory: the cycle is broken
+  // when the test ends.
+  std::shared_ptr<Servers> makeServers() {
+    auto f = std::make_shared<Servers>();
+    cleanups.push_back([f] { f->built.clear(); });
+    return f;
+  }
+  std::shared_ptr<Clients> makeClients() {
+    auto f = std::make_shared<Clients>();
+    cleanups.push_back([f] { f->built.clear(); });
+    return f;
+  }
+  void TearDown() override {
+    for (auto& c : cleanups) c();
+  }
   std::vector<std::shared_ptr<IListeningPort>> ports;
+  std::vector<std::function<void()>> cleanups;
 };
 
 TEST_F(TLSTest, EchoBetweenTwistServerAndClient) {
-  auto servers = std::make_shared<Servers>();
+  auto servers = makeServers();
   uint16_t port = listen(servers, serverContext());
-  auto clients = std::make_shared<Clients>();
+  auto clients = makeClients();
   tls::connectSSL(reactor, "localhost", port, clients, clientContext());
   ASSERT_TRUE(runUntil(reactor, [&] { return clients->ended(); }));
   ASSERT_FALSE(clients->failed) << clients->failed->toString();
@@ -93,9 +109,9 @@ TEST_F(TLSTest, EchoBetweenTwistServerAndClient) {
 }
 
 TEST_F(TLSTest, ConnectingByIPAddressChecksTheAddress) {
-  auto servers = std::make_shared<Servers>();
+  auto servers = makeServers();
   uint16_t port = listen(servers, serverContext());
-  auto clients = std::make_shared<Clients>();
+  auto clients = makeClients();
   tls::connectSSL(reactor, "127.0.0.1", port, clients, clientContext());
   ASSERT_TRUE(runUntil(reactor, [&] { return clients->ended(); }));
   ASSERT_FALSE(clients->failed) << clients->failed->toString();
@@ -104,9 +120,9 @@ TEST_F(TLSTest, ConnectingByIPAddressChecksTheAddress) {
 }
 
 TEST_F(TLSTest, LargeTransfersInBothDirections) {
-  auto servers = std::make_shared<Servers>();
+  auto servers = makeServers();
   uint16_t port = listen(servers, serverContext());
-  auto clients = std::make_shared<Clients>();
+  auto clients = makeClients();
   std::string big(3 * 1024 * 1024 + 17, 'x');
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
   clients->greeting = big;
@@ -130,9 +146,9 @@ TEST_F(TLSTest, ClientRefusesBadCertificatesWithDistinctErrors) {
         Refused{"other", "localhost", K::HostnameMismatch},
         Refused{"server", "wrong.example", K::HostnameMismatch}}) {
     SCOPED_TRACE(std::string(r.server) + " as " + r.name);
-    auto servers = std::make_shared<Servers>();
+    auto servers = makeServers();
     uint16_t port = listen(servers, serverContext(r.server));
-    auto clients = std::make_shared<Clients>();
+    auto clients = makeClients();
     tls::connectSSL(reactor, "127.0.0.1", port, clients, clientContext(), {.serverName = r.name});
     ASSERT_TRUE(runUntil(reactor, [&] { return clients->ended(); }));
     ASSERT_TRUE(clients->failed.has_value()) << "connected instead";
@@ -148,9 +164,9 @@ TEST_F(TLSTest, ClientRefusesBadCertificatesWithDistinctErrors) {
 }
 
 TEST_F(TLSTest, VerificationCanBeTurnedOff) {
-  auto servers = std::make_shared<Servers>();
+  auto servers = makeServers();
   uint16_t port = listen(servers, serverContext("self"));
-  auto clients = std::make_shared<Clients>();
+  auto clients = makeClients();
   tls::connectSSL(reactor, "localhost", port, clients,
                   std::make_shared<tls::ClientContext>(tls::ClientOptions{.verifyPeer = false}));
   ASSERT_TRUE(runUntil(reactor, [&] { return clients->ended(); }));
@@ -159,12 +175,12 @@ TEST_F(TLSTest, VerificationCanBeTurnedOff) {
 }
 
 TEST_F(TLSTest, NoCommonVersionIsAHandshakeError) {
-  auto servers = std::make_shared<Servers>();
+  auto servers = makeServers();
   uint16_t port =
       listen(servers, serverContext("server", {.minimumVersion = tls::Version::TLS1_3}));
   auto client = clientContext();
   SSL_CTX_set_max_proto_version(client->native(), TLS1_2_VERSION);
-  auto clients = std::make_shared<Clients>();
+  auto clients = makeClients();
   tls::connectSSL(reactor, "localhost", port, clients, client);
   ASSERT_TRUE(runUntil(reactor, [&] { return clients->ended(); }));
   ASSERT_TRUE(clients->failed.has_value());
@@ -174,11 +190,11 @@ TEST_F(TLSTest, NoCommonVersionIsAHandshakeError) {
 }
 
 TEST_F(TLSTest, TLS12WorksAndUsesAnAEADCipher) {
-  auto servers = std::make_shared<Servers>();
+  auto servers = makeServers();
   uint16_t port = listen(servers, serverContext());
   auto client = clientContext();
   SSL_CTX_set_max_proto_version(client->native(), TLS1_2_VERSION);
-  auto clients = std::make_shared<Clients>();
+  auto clients = makeClients();
   tls::connectSSL(reactor, "localhost", port, clients, client);
   ASSERT_TRUE(runUntil(reactor, [&] { return clients->ended(); }));
   ASSERT_FALSE(clients->failed) << clients->failed->toString();
@@ -187,9 +203,9 @@ TEST_F(TLSTest, TLS12WorksAndUsesAnAEADCipher) {
 }
 
 TEST_F(TLSTest, ALPNNegotiatesTheServersPreference) {
-  auto servers = std::make_shared<Servers>();
+  auto servers = makeServers();
   uint16_t port = listen(servers, serverContext("server", {.alpn = {"h2", "http/1.1"}}));
-  auto clients = std::make_shared<Clients>();
+  auto clients = makeClients();
   tls::connectSSL(reactor, "localhost", port, clients, clientContext({.alpn = {"http/1.1", "h2"}}));
   ASSERT_TRUE(runUntil(reactor, [&] { return clients->ended(); }));
   ASSERT_FALSE(clients->failed) << clients->failed->toString();
@@ -198,9 +214,9 @@ TEST_F(TLSTest, ALPNNegotiatesTheServersPreference) {
 }
 
 TEST_F(TLSTest, ALPNWithoutACommonProtocolIsRefused) {
-  auto servers = std::make_shared<Servers>();
+  auto servers = makeServers();
   uint16_t port = listen(servers, serverContext("server", {.alpn = {"h2"}}));
-  auto clients = std::make_shared<Clients>();
+  auto clients = makeClients();
   tls::connectSSL(reactor, "localhost", port, clients, clientContext({.alpn = {"spdy/3"}}));
   ASSERT_TRUE(runUntil(reactor, [&] { return clients->ended(); }));
   ASSERT_TRUE(clients->failed.has_value());
@@ -210,13 +226,13 @@ TEST_F(TLSTest, ALPNWithoutACommonProtocolIsRefused) {
 }
 
 TEST_F(TLSTest, SNIPicksTheCertificateForTheName) {
-  auto servers = std::make_shared<Servers>();
+  auto servers = makeServers();
   tls::ServerOptions o;
   o.sniCertificates.push_back({certFile("other.pem"), certFile("other.key")});
   uint16_t port = listen(servers, serverContext("server", o));
   for (const char* name : {"other.example", "localhost"}) {
     SCOPED_TRACE(name);
-    auto clients = std::make_shared<Clients>();
+    auto clients = makeClients();
     tls::connectSSL(reactor, "127.0.0.1", port, clients, clientContext(), {.serverName = name});
     ASSERT_TRUE(runUntil(reactor, [&] { return clients->ended(); }));
     ASSERT_FALSE(clients->failed) << clients->failed->toString();
@@ -228,12 +244,12 @@ TEST_F(TLSTest, SNIPicksTheCertificateForTheName) {
 TEST_F(TLSTest, SessionsAreResumed) {
   for (auto v : {TLS1_3_VERSION, TLS1_2_VERSION}) {
     SCOPED_TRACE(v);
-    auto servers = std::make_shared<Servers>();
+    auto servers = makeServers();
     uint16_t port = listen(servers, serverContext());
     auto client = clientContext();
     SSL_CTX_set_max_proto_version(client->native(), v);
     for (int i = 0; i < 3; ++i) {
-      auto clients = std::make_shared<Clients>();
+      auto clients = makeClients();
       tls::connectSSL(reactor, "localhost", port, clients, client);
       ASSERT_TRUE(runUntil(reactor, [&] { return clients->ended(); }));
       ASSERT_FALSE(clients->failed) << clients->failed->toString();
@@ -243,10 +259,10 @@ TEST_F(TLSTest, SessionsAreResumed) {
 }
 
 TEST_F(TLSTest, ClientCertificates) {
-  auto servers = std::make_shared<Servers>();
+  auto servers = makeServers();
   uint16_t port = listen(servers, serverContext("server", {.clientCAFile = certFile("ca.pem")}));
   // With one: the server's protocol sees it.
-  auto clients = std::make_shared<Clients>();
+  auto clients = makeClients();
   tls::connectSSL(reactor, "localhost", port, clients,
                   clientContext({.certificateChainFile = certFile("client.pem"),
                                  .privateKeyFile = certFile("client.key")}));
@@ -257,7 +273,7 @@ TEST_F(TLSTest, ClientCertificates) {
 
   // Without: refused. (In TLS 1.3 the client's handshake ends before the server has checked,
   // so the client hears it as the server's alert after its connectionMade.)
-  auto anonymous = std::make_shared<Clients>();
+  auto anonymous = makeClients();
   tls::connectSSL(reactor, "localhost", port, anonymous, clientContext());
   ASSERT_TRUE(runUntil(reactor, [&] { return anonymous->ended(); }));
   const Failure& why = anonymous->failed ? *anonymous->failed : *anonymous->lost;
@@ -291,7 +307,7 @@ TEST_F(TLSTest, BadContextsAreClearErrors) {
 // ---- hostile and careless peers ----
 
 TEST_F(TLSTest, GarbageInsteadOfAClientHelloIsClosedCleanly) {
-  auto servers = std::make_shared<Servers>();
+  auto servers = makeServers();
   uint16_t port = listen(servers, serverContext());
   auto capture = testing::LogCapture::install();
   for (std::string garbage : {std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -312,7 +328,7 @@ TEST_F(TLSTest, GarbageInsteadOfAClientHelloIsClosedCleanly) {
 }
 
 TEST_F(TLSTest, ASilentPeerIsTimedOut) {
-  auto servers = std::make_shared<Servers>();
+  auto servers = makeServers();
   uint16_t port = listen(servers, serverContext(), {.handshakeTimeout = 0.2});
   bool eof = false;
   testing::ClientThread client([&] {
@@ -385,7 +401,7 @@ TEST_F(TLSTest, ANonReadingClientCannotGrowTheServersMemory) {
 }
 
 TEST_F(TLSTest, ATruncatedConnectionIsNotAClean) {
-  auto servers = std::make_shared<Servers>();
+  auto servers = makeServers();
   uint16_t port = listen(servers, serverContext());
   // Python closes the socket without unwrap(): no close_notify.
   std::string script =
@@ -413,7 +429,7 @@ TEST_F(TLSTest, ATruncatedConnectionIsNotAClean) {
 // ---- real peers ----
 
 TEST_F(TLSTest, PythonClientWithCloseNotify) {
-  auto servers = std::make_shared<Servers>();
+  auto servers = makeServers();
   uint16_t port = listen(servers, serverContext("server", {.alpn = {"echo/1"}}));
   std::string script =
       "import socket, ssl\n"
@@ -447,7 +463,7 @@ TEST_F(TLSTest, PythonClientWithCloseNotify) {
 }
 
 TEST_F(TLSTest, OpenSSLSClient) {
-  auto servers = std::make_shared<Servers>();
+  auto servers = makeServers();
   servers->closeAfter = 14;  // s_client -quiet ends when the server closes
   uint16_t port = listen(servers, serverContext());
   std::string out;
@@ -473,7 +489,7 @@ TEST_F(TLSTest, TwistClientAgainstOpenSSLSServer) {
   size_t colon = all.rfind(':');
   ASSERT_NE(colon, std::string::npos) << all;
   auto port = static_cast<uint16_t>(std::stoi(all.substr(colon + 1)));
-  auto clients = std::make_shared<Clients>();
+  auto clients = makeClients();
   clients->greeting = "olleh\n";  // -rev sends each line back reversed
   clients->closeAfter = 6;
   tls::connectSSL(reactor, "localhost", port, clients, clientContext());

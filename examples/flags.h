@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace twist::examples {
@@ -17,14 +18,30 @@ struct ServerFlags {
   uint16_t port = 8000;
   std::string interface = "127.0.0.1";
   double idleTimeout = 300;
+  // The values of the program's own flags (`extra`), by name ("--cert"); "" when not given.
+  std::vector<std::pair<std::string, std::string>> extra;
+  std::string get(const std::string& name) const {
+    for (auto& [k, v] : extra) {
+      if (k == name) return v;
+    }
+    return "";
+  }
 };
 
-inline ServerFlags parseServerFlags(int argc, char** argv) {
+// `extra` names further "--flag value" flags the program reads itself (flags.get("--cert")).
+inline ServerFlags parseServerFlags(int argc, char** argv, std::vector<std::string> extra = {},
+                                    uint16_t defaultPort = 8000) {
   ServerFlags flags;
+  flags.port = defaultPort;
   auto usage = [&] {
-    std::fprintf(stderr, "usage: %s [--port N] [--interface ADDRESS] [--idle-timeout SECONDS]\n",
+    std::fprintf(stderr, "usage: %s [--port N] [--interface ADDRESS] [--idle-timeout SECONDS]",
                  argv[0]);
+    for (auto& e : extra) std::fprintf(stderr, " [%s VALUE]", e.c_str());
+    std::fprintf(stderr, "\n");
     std::exit(2);
+  };
+  auto isExtra = [&](const std::string& a) {
+    return std::find(extra.begin(), extra.end(), a) != extra.end();
   };
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -32,13 +49,15 @@ inline ServerFlags parseServerFlags(int argc, char** argv) {
     if (auto eq = arg.find('='); eq != std::string::npos) {
       value = arg.substr(eq + 1);
       arg.resize(eq);
-    } else if (i + 1 < argc &&
-               (arg == "--port" || arg == "--interface" || arg == "--idle-timeout")) {
+    } else if (i + 1 < argc && (arg == "--port" || arg == "--interface" ||
+                                arg == "--idle-timeout" || isExtra(arg))) {
       value = argv[++i];
     } else {
       usage();
     }
-    if (arg == "--port") {
+    if (isExtra(arg)) {
+      flags.extra.emplace_back(arg, value);
+    } else if (arg == "--port") {
       char* end = nullptr;
       long port = std::strtol(value.c_str(), &end, 10);
       if (value.empty() || *end != '\0' || port < 0 || port > 65535) usage();
@@ -66,8 +85,10 @@ struct ClientFlags {
 
 // --host, --port, --timeout (seconds); everything else is a positional argument. `extra` names
 // further "--flag value" flags the program reads itself (they are kept in `args`, flag first).
-inline ClientFlags parseClientFlags(int argc, char** argv, std::vector<std::string> extra = {}) {
+inline ClientFlags parseClientFlags(int argc, char** argv, std::vector<std::string> extra = {},
+                                    uint16_t defaultPort = 8000) {
   ClientFlags flags;
+  flags.port = defaultPort;
   auto usage = [&] {
     std::fprintf(stderr, "usage: %s [--host HOST] [--port N] [--timeout SECONDS]", argv[0]);
     for (auto& e : extra) std::fprintf(stderr, " [%s VALUE]", e.c_str());

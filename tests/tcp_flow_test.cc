@@ -557,6 +557,50 @@ TEST(WriteCoalescing, WritesFromOutsideTheConnectionsCallbacksAreCoalescedToo) {
   ::close(fd);
 }
 
+// 16 KiB or more written in a callback goes out at once, without waiting for the callback's end
+// (the peer starts on it: a TLS layer writing four records of a 64 KiB echo); small writes
+// still wait, and those written behind a large one go with it.
+TEST(WriteCoalescing, LargeWritesGoAtOnceSmallOnesWaitForTheCallbacksEnd) {
+  Reactor r(quietOptions());
+  auto f = std::make_shared<ScriptedFactory>();
+  int fd = -1;
+  std::vector<std::string> seen;  // what the peer could read at each step of the callback
+  auto peerHas = [&] {
+    std::string got(1 << 20, '\0');
+    ssize_t n = ::recv(fd, got.data(), got.size(), MSG_DONTWAIT);
+    return n > 0 ? std::to_string(n) : "0";
+  };
+  f->hooks.data = [&](Protocol& p, std::string_view) {
+    gSends = 0;
+    p.transport()->write(std::string(100, 'a'));
+    seen.push_back(peerHas());  // 0: held back
+    p.transport()->write(std::string(20000, 'b'));
+    seen.push_back(peerHas());  // the 100 bytes and the 20,000 behind them: sent
+    p.transport()->write(std::string(20000, 'c'));
+    seen.push_back(peerHas());  // nothing before it: sent from where it is
+    p.transport()->write(std::string(10, 'd'));
+    seen.push_back(peerHas());  // 0: held back
+  };
+  f->hooks.made = [&](Protocol& p) {
+    gCountFd = static_cast<tcp::Connection*>(p.transport())->fileno();
+  };
+  auto port = r.listenTCP(0, f, {.interface = "127.0.0.1"});
+  fd = connectTo(portOf(port));
+  ASSERT_TRUE(runUntil(r, [&] { return gCountFd.load() >= 0; }));
+  sendAll(fd, "go");
+  ASSERT_TRUE(runUntil(r, [&] { return seen.size() == 4; }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"0", "20100", "20000", "0"}));
+  std::string rest;
+  ASSERT_TRUE(runUntil(r, [&] {
+    rest = peerHas();
+    return rest != "0";
+  }));
+  EXPECT_EQ(rest, "10");
+  EXPECT_EQ(gSends.load(), 3);
+  gCountFd = -1;
+  ::close(fd);
+}
+
 // ---- keepalive ----
 
 TEST(KeepAlive, TimesAreSetOnTheSocket) {

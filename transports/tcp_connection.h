@@ -88,6 +88,8 @@ class Connection : public ITransport, public Selectable {
   void flushCorked();
   // Starts corking: the first write while nothing waits for the socket.
   void cork();
+  // Sends corked output at once when there is much of it (kSendEarly).
+  void sendEarly();
   // Moves the uncopied first write into the output buffer (before anything is added behind it).
   void materializeView();
   // Drops everything not yet sent: the output buffer and the uncopied first write.
@@ -145,7 +147,8 @@ class Connection : public ITransport, public Selectable {
   // wrote it returns, then sent in one system call (write coalescing): a protocol answering a
   // pipelined read with many writes makes one sendmsg, not one per write.
   bool corked_ = false;
-  bool inDispatch_ = false;  // one of this connection's protocol callbacks is running
+  bool inDispatch_ = false;        // one of this connection's protocol callbacks is running
+  bool sendEarlyBlocked_ = false;  // corked, and sendEarly found the socket full (or failed)
   // The first corked write when it lies in the reactor's read buffer (an echo): sent from there
   // without a copy, unless something is written behind it.
   std::string_view pendingView_;

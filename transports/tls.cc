@@ -21,8 +21,8 @@ namespace {
 
 // The largest plaintext of one record: what one SSL_read returns at most.
 constexpr size_t kRecord = 16 * 1024;
-// Plaintext waiting to be encrypted is flushed once it reaches this, callback or not.
-constexpr size_t kFlushAt = 4 * kRecord;
+// The plaintext buffer is kept between flushes up to this capacity.
+constexpr size_t kKeepBuffer = 4 * kRecord;
 // Client sessions kept per context (one per server name and port).
 constexpr size_t kMaxSessions = 256;
 
@@ -668,11 +668,11 @@ void TLSProtocol::write(std::string_view data) {
     out_.append(data);
   }
   if (!handshakeDone_) return;
-  if (pendingOutput() >= kFlushAt) {
-    flushOutput();
-  } else if (depth_ == 0) {
-    scheduleFlush();
-  }
+  // Whole records go at once, callback or not: nothing more can join them, and the peer starts
+  // on them while the callback goes on (a 64 KiB echo leaves as four records, the first one
+  // before the last is decrypted). What is left waits for the callback's end, or the loop's.
+  if (pendingOutput() >= kRecord) encryptPending(pendingOutput() - pendingOutput() % kRecord);
+  if (depth_ == 0 && pendingOutput() > 0) scheduleFlush();
 }
 
 void TLSProtocol::writeSequence(std::span<const std::string_view> data) {
@@ -699,20 +699,29 @@ void TLSProtocol::scheduleFlush() {
 
 void TLSProtocol::flushOutput(bool now) {
   if (!handshakeDone_ || lost_ || failed_ || sentShutdown_) return;
-  if (!now && depth_ > 0 && pendingOutput() < kFlushAt) return;  // the callback's end flushes
-  if (pendingOutput() == 0) return;
+  size_t n = pendingOutput();
+  if (!now && depth_ > 0) n -= n % kRecord;  // the callback may still add to the last record
+  encryptPending(n);
+}
+
+void TLSProtocol::encryptPending(size_t n) {
+  if (n == 0 || !handshakeDone_ || lost_ || failed_ || sentShutdown_) return;
   // Taken out first: encrypting may re-enter write (a producer the transport pauses).
-  std::string data;
-  std::string_view p;
-  if (!outView_.empty()) {
-    p = outView_;  // out_ is empty while a view is held
-    outView_ = {};
-  } else {
-    data.swap(out_);
-    p = data;
+  if (!outView_.empty()) {  // out_ is empty while a view is held
+    std::string_view p = outView_.substr(0, n);
+    outView_.remove_prefix(p.size());
+    encrypt(p);
+    return;
   }
-  encrypt(p);
-  if (out_.empty() && data.capacity() <= 4 * kFlushAt) {
+  std::string data;
+  data.swap(out_);
+  encrypt(std::string_view(data).substr(0, n));
+  if (n < data.size()) {
+    // The tail (less than a record) goes back before anything written meanwhile.
+    data.erase(0, n);
+    data.append(out_);
+    out_.swap(data);
+  } else if (out_.empty() && data.capacity() <= kKeepBuffer) {
     data.clear();
     out_.swap(data);  // keep the buffer
   }

@@ -346,9 +346,10 @@ class TLSProtocol final : public ProtocolWrapper, public ITLSTransport {
   void readRecords();
   void handshakeSucceeded();
   void closeNotifyReceived();
-  // Encrypts what is waiting (one record per 16 KiB); inside a callback only when `now` or
-  // when much is waiting (the callback's end does it otherwise).
+  // Encrypts what is waiting (one record per 16 KiB); inside a callback only whole records
+  // unless `now` (the callback's end does the rest).
   void flushOutput(bool now = false);
+  void encryptPending(size_t n);  // the first n bytes of what waits
   void encrypt(std::string_view data);
   void scheduleFlush();
   void scheduleDrain();

@@ -147,6 +147,50 @@ TEST(TLSMemory, BigWritesAreCutIntoFullRecords) {
   EXPECT_EQ(p.client->data, big);
 }
 
+// A full record cannot grow: it leaves at once, inside a callback too, so the peer starts on
+// it while the callback goes on; the last, partial one waits for the callback's end (or, with
+// a clock, for the loop's turn to end) in case more joins it.
+TEST(TLSMemory, FullRecordsLeaveAtOnceThePartialOneAtTheEnd) {
+  struct Writer : TLSRecorder {
+    void dataReceived(std::string_view) override {
+      transport()->write(std::string(10000, 'x'));
+      seen.push_back(records(wire->value()).size());  // 0: 10,000 bytes may still grow
+      transport()->write(std::string(30000, 'y'));
+      seen.push_back(records(wire->value()).size());  // 2 full records (32 KiB) gone
+      for (int i = 0; i < 100; ++i) transport()->write("z");
+      seen.push_back(records(wire->value()).size());  // still 2: 7,716 bytes wait
+    }
+    StringTransport* wire = nullptr;
+    std::vector<size_t> seen;
+  };
+  task::Clock clock;
+  auto writer = std::make_shared<Writer>();
+  Pair p(&clock, writer);
+  writer->wire = &p.serverWire;
+  p.pump();
+  p.serverWire.clear();
+  p.client->transport()->write("go");
+  clock.advance(0);
+  std::string toServer = p.clientWire.value();
+  p.clientWire.clear();
+  p.serverLayer->dataReceived(toServer);
+  EXPECT_EQ(writer->seen, (std::vector<size_t>{0, 2, 2}));
+  auto rs = records(p.serverWire.value());
+  ASSERT_EQ(rs.size(), 3u);  // and the rest, at the callback's end
+  EXPECT_EQ(rs[0].second, rs[1].second);
+  EXPECT_LT(rs[2].second, rs[0].second);
+  p.pump();
+  EXPECT_EQ(p.client->data.size(), 40100u);
+
+  // Outside callbacks, with a clock: the same, the tail at the end of the loop's turn.
+  p.server->transport()->write(std::string(20000, 'w'));
+  EXPECT_EQ(records(p.serverWire.value()).size(), 1u);
+  clock.advance(0);
+  EXPECT_EQ(records(p.serverWire.value()).size(), 2u);
+  p.pump();
+  EXPECT_EQ(p.client->data.size(), 40100u + 20000u);
+}
+
 TEST(TLSMemory, LoseConnectionSendsWhatWasWrittenThenCloseNotify) {
   Pair p;
   p.pump();

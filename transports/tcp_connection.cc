@@ -217,6 +217,8 @@ bool Connection::overCap(size_t more) {
 
 void Connection::cork() {
   corked_ = true;
+  sendEarlyBlocked_ = false;
+  corkedBytes_ = 0;
   // Inside one of our callbacks the flush follows when it returns (dispatch); otherwise (a
   // timer, another connection's callback) it follows from the loop, after the current callback.
   if (!inDispatch_) event_active(flushEvent_, 0, 0);
@@ -230,6 +232,7 @@ void Connection::discardOutput() {
 void Connection::materializeView() {
   if (pendingView_.empty()) return;
   evbuffer_add(output_, pendingView_.data(), pendingView_.size());
+  corkedBytes_ += pendingView_.size();
   pendingView_ = {};
 }
 
@@ -262,6 +265,7 @@ void Connection::write(std::string_view data) {
     if (data.empty()) return;
   }
   evbuffer_add(output_, data.data(), data.size());
+  corkedBytes_ += data.size();
   sendEarly();
   applyHighWater();
 }
@@ -280,6 +284,7 @@ void Connection::writeSequence(std::span<const std::string_view> data) {
   for (auto piece : data) {
     if (!piece.empty()) evbuffer_add(output_, piece.data(), piece.size());
   }
+  corkedBytes_ += total;
   sendEarly();
   applyHighWater();
 }
@@ -289,7 +294,8 @@ void Connection::sendEarly() {
   // and the peer starts on it while the callback goes on (a TLS echo of 64 KiB writes four
   // records; sent one by one, the first leaves before the last is encrypted). Only the send:
   // a full socket or an error is dealt with when the callback returns (flushCorked).
-  if (!corked_ || sendEarlyBlocked_ || evbuffer_get_length(output_) < kSendEarly) return;
+  if (!corked_ || sendEarlyBlocked_ || corkedBytes_ < kSendEarly) return;
+  corkedBytes_ = 0;
   if (flush() != Flush::Done) sendEarlyBlocked_ = true;
 }
 
@@ -301,7 +307,6 @@ void Connection::onFlushEvent(int, short, void* arg) {
 void Connection::flushCorked() {
   if (!corked_) return;
   corked_ = false;
-  sendEarlyBlocked_ = false;
   if (state_ == State::Closing || state_ == State::Closed) {
     pendingView_ = {};
     return;

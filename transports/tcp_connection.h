@@ -149,6 +149,7 @@ class Connection : public ITransport, public Selectable {
   bool corked_ = false;
   bool inDispatch_ = false;        // one of this connection's protocol callbacks is running
   bool sendEarlyBlocked_ = false;  // corked, and sendEarly found the socket full (or failed)
+  size_t corkedBytes_ = 0;         // added to output_ since the cork or sendEarly's last send
   // The first corked write when it lies in the reactor's read buffer (an echo): sent from there
   // without a copy, unless something is written behind it.
   std::string_view pendingView_;

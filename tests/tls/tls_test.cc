@@ -108,6 +108,43 @@ TEST_F(TLSTest, EchoBetweenTwistServerAndClient) {
   EXPECT_TRUE(s.reason->check<ConnectionDone>()) << s.reason->toString();
 }
 
+// A careless protocol: an exception from its dataReceived, under the TLS layer, ends its own
+// connection (aborted, the exception as connectionLost's reason), as over plain TCP; the
+// server goes on serving.
+TEST_F(TLSTest, AnExceptionInTheProtocolAbortsOnlyItsConnection) {
+  struct Thrower : TLSRecorder {
+    void dataReceived(std::string_view d) override {
+      if (d.find("boom") != std::string_view::npos) throw std::runtime_error("boom");
+      TLSRecorder::dataReceived(d);
+    }
+  };
+  struct Throwers : ServerFactory {
+    std::vector<std::shared_ptr<Thrower>> built;
+    std::shared_ptr<Protocol> buildProtocol(const Address&) override {
+      auto p = std::make_shared<Thrower>();
+      p->echo = true;
+      built.push_back(p);
+      return p;
+    }
+  };
+  auto servers = std::make_shared<Throwers>();
+  cleanups.push_back([servers] { servers->built.clear(); });
+  uint16_t port = listen(servers, serverContext());
+  auto first = makeClients();
+  first->greeting = "boom";
+  tls::connectSSL(reactor, "localhost", port, first, clientContext());
+  ASSERT_TRUE(runUntil(reactor, [&] { return first->ended(); }));
+  EXPECT_TRUE(first->lost.has_value());  // the handshake had succeeded: lost, not failed
+  ASSERT_TRUE(runUntil(reactor, [&] { return servers->built.at(0)->reason.has_value(); }));
+  EXPECT_EQ(servers->built.at(0)->reason->getErrorMessage(), "boom");
+
+  auto second = makeClients();
+  tls::connectSSL(reactor, "localhost", port, second, clientContext());
+  ASSERT_TRUE(runUntil(reactor, [&] { return second->ended(); }));
+  ASSERT_FALSE(second->failed);
+  EXPECT_EQ(second->built.at(0)->data, "hello");
+}
+
 TEST_F(TLSTest, ConnectingByIPAddressChecksTheAddress) {
   auto servers = makeServers();
   uint16_t port = listen(servers, serverContext());

@@ -32,6 +32,13 @@ class Upgradable : public twist::LineReceiver {
       sendLine("OK begin TLS");  // in the clear: written before the layer goes in
       secure_ = true;
       std::string peer = transport()->getPeer().toString();
+      // Whatever came after STARTTLS in the clear is dropped, never read as if it had come
+      // through TLS: a man in the middle could have added it (CVE-2011-0411, "STARTTLS command
+      // injection"). A client must wait for the answer before its ClientHello (RFC 3207).
+      if (std::string early = clearLineBuffer(); !early.empty()) {
+        std::cout << peer << ": dropped " << early.size() << " bytes sent before the handshake"
+                  << std::endl;
+      }
       twist::tls::startTLS(*this, context_, reactor_)
           .addCallback([peer] { std::cout << peer << ": upgraded to TLS" << std::endl; })
           .addErrback([peer](const twist::Failure& f) {

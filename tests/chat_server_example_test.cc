@@ -156,8 +156,9 @@ TEST_F(ChatServerExample, AWhoFloodThatIsNeverReadIsCutOffNotBuffered) {
   twist::testing::floodUntilStuck(fd, who, 64 << 20);
   long grown = server_.statusKiB("VmHWM") - before;
   std::printf("peak memory grew by %ld KiB\n", grown);
-  if (!twist::testing::kSanitized)
+  if (!twist::testing::kSanitized) {
     EXPECT_LE(grown, 8 * 1024) << "the server's peak memory grew by " << grown << " KiB";
+  }
   // The server is still there for everyone else.
   users[0]->sendLine("/who");
   EXPECT_EQ(users[0]->readLine(30).rfind("users: ", 0), 0u);
@@ -216,8 +217,9 @@ TEST_F(ChatServerExample, UsersWhoNeverReadAreDisconnectedAndTheRoomGoesOn) {
   long grown = server_.statusKiB("VmHWM") - before;
   std::printf("peak memory grew by %ld KiB\n", grown);
   EXPECT_EQ(heard, static_cast<size_t>(kLines)) << "the watcher missed lines";
-  if (!twist::testing::kSanitized)
+  if (!twist::testing::kSanitized) {
     EXPECT_LE(grown, kSlow * 6 * 1024) << "the server's peak memory grew by " << grown << " KiB";
+  }
   for (auto& s : slow) EXPECT_TRUE(s->closedByServer());
   watcher.sendLine("/who");
   EXPECT_EQ(watcher.readLine(), "users: talker, watcher");

@@ -75,8 +75,9 @@ TEST(EchoServerExample, AClientThatSendsWithoutReadingDoesNotGrowTheServer) {
   long grown = server.statusKiB("VmHWM") - before;
   std::printf("peak memory grew by %ld KiB\n", grown);
   EXPECT_LT(sent, kFlood);
-  if (!twist::testing::kSanitized)
+  if (!twist::testing::kSanitized) {
     EXPECT_LE(grown, 8 * 1024) << "the server's peak memory grew by " << grown << " KiB";
+  }
   // Reading now brings everything back.
   ::shutdown(fd, SHUT_WR);
   std::string back = twist::testing::recvUntilEof(fd, nullptr, 60);

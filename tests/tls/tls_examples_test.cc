@@ -120,6 +120,33 @@ TEST(STARTTLSExample, PythonClientUpgrades) {
   EXPECT_NE(server.readLine().find("upgraded to TLS"), std::string::npos);
 }
 
+// STARTTLS command injection (CVE-2011-0411): a man in the middle appends a command to the
+// client's STARTTLS in the clear; the server must not run it as if it had come through TLS.
+TEST(STARTTLSExample, PlaintextAfterSTARTTLSIsDroppedNotRunAsTLS) {
+  Subprocess server({"examples/starttls_server", "--port", "0", "--cert", certFile("server.pem"),
+                     "--key", certFile("server.key")});
+  std::string port = portFrom(server.readLine());
+  std::string script =
+      "import socket, ssl\n"
+      "s = socket.create_connection(('127.0.0.1', " +
+      port +
+      "))\n"
+      "f = s.makefile('rb')\n"
+      "s.sendall(b'STARTTLS\\r\\ninjected\\r\\n')\n"
+      "print(f.readline().decode().strip())\n"
+      "t = ssl.create_default_context(cafile='" +
+      certFile("ca.pem") +
+      "').wrap_socket(s, server_hostname='localhost')\n"
+      "t.sendall(b'after\\r\\n')\n"
+      "print(t.recv(100).decode().strip())\n";
+  int status = -1;
+  std::string out = shell("/usr/bin/python3 -c \"$(cat <<'PY'\n" + script + "PY\n)\"", &status);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "OK begin TLS\ntls: after\n");
+  EXPECT_NE(server.readLine().find("dropped 10 bytes"), std::string::npos);
+  EXPECT_NE(server.readLine().find("upgraded to TLS"), std::string::npos);
+}
+
 // A twist client doing STARTTLS against the example server.
 class UpgradingClient : public LineReceiver {
  public:

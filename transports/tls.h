@@ -485,9 +485,10 @@ std::shared_ptr<IConnector> connectSSL(R& reactor, std::string_view host, uint16
 // encrypted (and waits for the handshake). The Deferred fires when the handshake has succeeded
 // and fails with its error (the connection then ends with it: connectionLost). `clock` (may be
 // null) as LayerOptions::clock. Throws std::logic_error when the transport cannot take a layer.
-// Bytes the protocol received but has not parsed yet stay with it, in the clear: a server
-// should drop them (LineReceiver::clearLineBuffer()), as anything a client sent after its
-// STARTTLS before the handshake may have been injected by a man in the middle (CVE-2011-0411).
+// Bytes the protocol received but has not parsed yet stay with it, in the clear: the side that
+// upgrades should drop them (LineReceiver::clearLineBuffer()), as anything the peer sent after
+// the STARTTLS exchange before the handshake may have been injected by a man in the middle
+// (CVE-2011-0411).
 Deferred<void> startTLS(Protocol& protocol, std::shared_ptr<const ServerContext> context,
                         IReactorTime* clock = nullptr, double handshakeTimeout = 30);
 // The same as the client, verifying the server against `serverName`.

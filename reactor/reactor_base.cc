@@ -288,9 +288,31 @@ ReactorBase::ReactorBase(Options options) : impl_(std::make_unique<Impl>(*this, 
   // One thread drives the base, and callFromThread wakes it through our own eventfd, so
   // libevent's internal locking is not needed. Precise timers keep callLater on time.
   event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK | EVENT_BASE_FLAG_PRECISE_TIMER);
+  if (!options.backend.empty()) {
+    // libevent picks among the methods not avoided: avoid all but the one asked for.
+    std::string known;
+    bool found = false;
+    for (const char** m = event_get_supported_methods(); m != nullptr && *m != nullptr; ++m) {
+      known += (known.empty() ? "" : ", ") + std::string(*m);
+      if (options.backend == *m) {
+        found = true;
+      } else {
+        event_config_avoid_method(cfg, *m);
+      }
+    }
+    if (!found) {
+      event_config_free(cfg);
+      throw std::invalid_argument("twist: no libevent backend '" + options.backend +
+                                  "' here (there are: " + known + ")");
+    }
+  }
   impl_->base = event_base_new_with_config(cfg);
   event_config_free(cfg);
-  if (impl_->base == nullptr) throw std::runtime_error("twist: event_base_new failed");
+  if (impl_->base == nullptr) {
+    throw std::runtime_error(
+        "twist: event_base_new failed" +
+        (options.backend.empty() ? std::string() : " with backend " + options.backend));
+  }
   Impl* i = impl_.get();
   i->timerEvent = event_new(i->base, -1, 0, &Impl::onTimer, i);
   i->wakeFd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -335,6 +357,8 @@ ReactorBase::~ReactorBase() {
   impl_.reset();  // the timer queue cancels what is pending; handles stay safe
   event_base_free(base);
 }
+
+std::string ReactorBase::backend() const { return event_base_get_method(impl_->base); }
 
 void ReactorBase::assertInReactorThread() const {
 #ifndef NDEBUG

@@ -51,6 +51,9 @@ class ReactorBase : public IReactorTime {
     // How long stop() waits for the Deferreds that "before shutdown" triggers returned before it
     // closes the connections anyway (a warning says which were still pending).
     double shutdownTimeout = 30;
+    // libevent's backend: "epoll", "poll" or "select"; "" = the best the system has (epoll on
+    // Linux). An unknown or unavailable one throws std::invalid_argument naming those there are.
+    std::string backend{};
   };
 
   ReactorBase();
@@ -78,6 +81,9 @@ class ReactorBase : public IReactorTime {
   // Runs one pass of the loop, waiting at most `maxWaitSeconds` for something to happen
   // (0: do not wait). Throws ReactorAlreadyRunning when called from inside the loop.
   void iterate(double maxWaitSeconds = 0);
+
+  // The libevent backend in use ("epoll", "poll", "select").
+  std::string backend() const;
 
   // Monotonic time in seconds; the clock of callLater.
   double seconds() const override;

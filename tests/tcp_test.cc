@@ -56,6 +56,35 @@ TEST(Tcp, EchoIsByteExactFromOneByteTo16MiB) {
   for (size_t i = 0; i < sizes.size(); ++i) EXPECT_TRUE(ok[i]) << "size " << sizes[i];
 }
 
+// Options::backend picks libevent's method; every one serves the same protocol code.
+TEST(Tcp, EveryBackendServesTheSameProtocol) {
+  for (const char* backend : {"epoll", "poll", "select"}) {
+    SCOPED_TRACE(backend);
+    auto o = quietOptions();
+    o.backend = backend;
+    Reactor r(o);
+    EXPECT_EQ(r.backend(), backend);
+    auto port = r.listenTCP(0, Factory::forProtocol<wire::Echo>(), {.interface = "127.0.0.1"});
+    uint16_t p = portOf(port);
+    std::string payload = pattern(1 << 20, 7), got;
+    ClientThread client([&] { got = duplexEcho(p, payload); });
+    ASSERT_TRUE(runUntil(r, [&] { return client.done(); }));
+    EXPECT_TRUE(got == payload);
+    // A timer too.
+    bool fired = false;
+    r.callLater(0.01, [&] { fired = true; });
+    EXPECT_TRUE(runUntil(r, [&] { return fired; }));
+  }
+  auto o = quietOptions();
+  o.backend = "kqueue";
+  try {
+    Reactor r(o);
+    ADD_FAILURE() << "kqueue on Linux";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("there are: epoll"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Tcp, HundredConcurrentClients) {
   Reactor r(quietOptions());
   auto f = std::make_shared<ScriptedFactory>();

@@ -20,6 +20,17 @@ class Reactor : public ReactorBase, public IReactorTCP {
  public:
   using ReactorBase::ReactorBase;
 
+  // Twisted's IReactorSocket. Listens on `fd`, a TCP socket something else made, bound and set
+  // listening (a parent process before fork(), systemd's socket activation): the reactor works
+  // on a duplicate, the caller keeps fd and closes it when it likes. Throws
+  // std::invalid_argument when fd is not a listening TCP socket.
+  std::shared_ptr<IListeningPort> adoptStreamPort(int fd, std::shared_ptr<Factory> factory);
+  // Serves `fd`, a connected TCP socket accepted elsewhere: the factory builds its protocol (its
+  // startFactory is not called), which then runs as any accepted connection's. The reactor
+  // works on a duplicate; the caller keeps fd. Throws std::invalid_argument when fd is not a
+  // connected TCP socket.
+  void adoptStreamConnection(int fd, std::shared_ptr<Factory> factory);
+
  protected:
   std::shared_ptr<IListeningPort> doListenTCP(uint16_t port, std::shared_ptr<Factory> factory,
                                               const ListenTCPOptions& options) override;

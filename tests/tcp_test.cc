@@ -1,6 +1,9 @@
 // TCP transports through real sockets on 127.0.0.1: Port, Server, the connection life cycle and
 // every way a connection ends.
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 
@@ -83,6 +86,80 @@ TEST(Tcp, EveryBackendServesTheSameProtocol) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("there are: epoll"), std::string::npos) << e.what();
   }
+}
+
+// A listening socket on 127.0.0.1, made by hand (what a parent process or systemd hands over).
+int listeningSocket(uint16_t* port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  EXPECT_EQ(::listen(fd, 16), 0);
+  socklen_t len = sizeof sa;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+TEST(Tcp, AdoptStreamPortServesASocketMadeElsewhere) {
+  Reactor r(quietOptions());
+  uint16_t p = 0;
+  int fd = listeningSocket(&p);
+  auto port = r.adoptStreamPort(fd, Factory::forProtocol<wire::Echo>());
+  EXPECT_EQ(port->getHost().port(), p);
+  std::string got;
+  ClientThread client([&] { got = duplexEcho(p, "adopted"); });
+  ASSERT_TRUE(runUntil(r, [&] { return client.done(); }));
+  EXPECT_EQ(got, "adopted");
+  // The port works on a duplicate: stopping it leaves the caller's descriptor open, listening.
+  (void)port->stopListening();
+  EXPECT_GE(::fcntl(fd, F_GETFD), 0);
+  int listening = 0;
+  socklen_t len = sizeof listening;
+  EXPECT_EQ(::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len), 0);
+  EXPECT_EQ(listening, 1);
+  ::close(fd);
+}
+
+TEST(Tcp, AdoptingWhatIsNotAListeningTCPSocketIsRefused) {
+  Reactor r(quietOptions());
+  int unbound = ::socket(AF_INET, SOCK_STREAM, 0);
+  int udp = ::socket(AF_INET, SOCK_DGRAM, 0);
+  for (int fd : {unbound, udp, -1, 12345}) {
+    EXPECT_THROW(r.adoptStreamPort(fd, Factory::forProtocol<wire::Echo>()), std::invalid_argument);
+    EXPECT_THROW(r.adoptStreamConnection(fd, Factory::forProtocol<wire::Echo>()),
+                 std::invalid_argument);
+  }
+  EXPECT_THROW(r.adoptStreamPort(unbound, nullptr), std::invalid_argument);
+  ::close(unbound);
+  ::close(udp);
+}
+
+TEST(Tcp, AdoptStreamConnectionServesASocketAcceptedElsewhere) {
+  Reactor r(quietOptions());
+  uint16_t p = 0;
+  int lfd = listeningSocket(&p);
+  auto f = std::make_shared<ScriptedFactory>();
+  f->hooks.data = [](Protocol& proto, std::string_view d) { proto.transport()->write(d); };
+  int client = connectTo(p);
+  int accepted = ::accept(lfd, nullptr, nullptr);
+  ASSERT_GE(accepted, 0);
+  r.adoptStreamConnection(accepted, f);
+  ::close(accepted);  // ours; the reactor has its own
+  ::close(lfd);
+  std::string got;
+  ClientThread c([&] {
+    testing::sendAll(client, "handed over");
+    got = recvAtMost(client, 11);
+    ::close(client);
+  });
+  ASSERT_TRUE(runUntil(r, [&] { return c.done(); }));
+  EXPECT_EQ(got, "handed over");
+  ASSERT_TRUE(runUntil(r, [&] { return f->conns.size() == 1 && f->conns[0]->lost == 1; }));
+  EXPECT_EQ(f->conns[0]->host.port(), p);
+  EXPECT_EQ(f->starts, 0);  // as in Twisted: buildProtocol only
+  EXPECT_TRUE(f->conns[0]->reason.check<ConnectionDone>());
 }
 
 TEST(Tcp, HundredConcurrentClients) {

@@ -93,6 +93,38 @@ std::shared_ptr<Port> Port::listen(ReactorBase& reactor, uint16_t port,
     ::close(fd);
     throw CannotListenError::fromErrno(iface, port, err);
   }
+  return start(reactor, fd, std::move(factory), iface, port);
+}
+
+std::shared_ptr<Port> Port::adopt(ReactorBase& reactor, int fd, std::shared_ptr<Factory> factory,
+                                  AcceptHandler handoff) {
+  if (!factory) throw std::invalid_argument("adoptStreamPort needs a factory");
+  int listening = 0, type = 0;
+  socklen_t optLen = sizeof listening;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  bool ok = ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optLen) == 0 &&
+            ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &(optLen = sizeof type)) == 0 &&
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0;
+  if (!ok || listening == 0 || type != SOCK_STREAM ||
+      (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+    throw std::invalid_argument("adoptStreamPort: descriptor " + std::to_string(fd) +
+                                " is not a listening TCP socket");
+  }
+  // Ours is a duplicate: the caller keeps (and closes) the descriptor it passed, as in Twisted.
+  int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) {
+    int err = errno;
+    throw CannotListenError::fromErrno("", 0, err);
+  }
+  ::fcntl(own, F_SETFL, ::fcntl(own, F_GETFL) | O_NONBLOCK);
+  auto p = start(reactor, own, std::move(factory), "", 0);
+  p->handoff_ = std::move(handoff);
+  return p;
+}
+
+std::shared_ptr<Port> Port::start(ReactorBase& reactor, int fd, std::shared_ptr<Factory> factory,
+                                  const std::string& iface, uint16_t port) {
   sockaddr_storage bound{};
   socklen_t boundLen = sizeof bound;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &boundLen);
@@ -162,10 +194,24 @@ void Port::accept(int fd, const struct sockaddr* sa, int len) {
   }
   if (spareFd_ < 0) spareFd_ = openSpare();
   Address peer;
-  std::shared_ptr<Protocol> protocol;
   try {
     peer = Address::fromSockaddr(sa, static_cast<socklen_t>(len));
-    protocol = factory_->buildProtocol(peer);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (handoff_) {
+    handoff_(fd, peer);  // owns fd now
+    return;
+  }
+  serveAccepted(reactor, fd, factory_, peer, host_);
+}
+
+void serveAccepted(ReactorBase& reactor, int fd, const std::shared_ptr<Factory>& factory,
+                   const Address& peer, const Address& bound) {
+  std::shared_ptr<Protocol> protocol;
+  try {
+    protocol = factory->buildProtocol(peer);
   } catch (...) {
     log::error("tcp.Port", "Unhandled exception in buildProtocol for " + peer.toString() + ": " +
                                Failure::current().toString() + "; closing the connection");
@@ -174,8 +220,8 @@ void Port::accept(int fd, const struct sockaddr* sa, int len) {
     ::close(fd);
     return;
   }
-  if (protocol->factory() == nullptr) protocol->setFactory(factory_);
-  Address host = host_;  // the bound address, unless the socket says more (a wildcard port)
+  if (protocol->factory() == nullptr) protocol->setFactory(factory);
+  Address host = bound;  // the bound address, unless the socket says more (a wildcard port)
   sockaddr_storage local{};
   socklen_t localLen = sizeof local;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &localLen) == 0 &&

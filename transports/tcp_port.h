@@ -4,6 +4,7 @@
 // after that and after the reactor is gone. Not thread safe: use on the reactor's thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,12 +23,27 @@ class ReactorBase;
 
 namespace twist::tcp {
 
+// Serves a connection accepted elsewhere on `reactor`: the factory builds its protocol for
+// `peer` (nullptr or an exception: the socket is closed) and a tcp::Server runs it. Owns fd
+// from the call on. `bound` is the listening address (the socket's own is used when it says
+// more). Call on the reactor's thread.
+void serveAccepted(ReactorBase& reactor, int fd, const std::shared_ptr<Factory>& factory,
+                   const Address& peer, const Address& bound = {});
+
 class Port : public Selectable, public IListeningPort, public std::enable_shared_from_this<Port> {
  public:
+  // Takes each accepted socket (and owns it) instead of serving it here.
+  using AcceptHandler = std::function<void(int fd, const Address& peer)>;
+
   // Binds and listens; see Reactor::listenTCP. Throws CannotListenError.
   static std::shared_ptr<Port> listen(ReactorBase& reactor, uint16_t port,
                                       std::shared_ptr<Factory> factory,
                                       const ListenTCPOptions& options);
+  // Listens on a socket that is already listening (Reactor::adoptStreamPort): a duplicate of
+  // fd, which the caller keeps. With `handoff`, accepted sockets go to it. Throws
+  // std::invalid_argument when fd is not a listening TCP socket.
+  static std::shared_ptr<Port> adopt(ReactorBase& reactor, int fd, std::shared_ptr<Factory> factory,
+                                     AcceptHandler handoff = nullptr);
   ~Port() override;
   Port(const Port&) = delete;
   Port& operator=(const Port&) = delete;
@@ -46,6 +62,8 @@ class Port : public Selectable, public IListeningPort, public std::enable_shared
 
  private:
   Port(ReactorBase& reactor, std::shared_ptr<Factory> factory);
+  static std::shared_ptr<Port> start(ReactorBase& reactor, int fd, std::shared_ptr<Factory> factory,
+                                     const std::string& iface, uint16_t port);
   static void onAccept(evconnlistener* l, int fd, struct sockaddr* sa, int len, void* arg);
   static void onAcceptError(evconnlistener* l, void* arg);
   void accept(int fd, const struct sockaddr* sa, int len);
@@ -62,6 +80,7 @@ class Port : public Selectable, public IListeningPort, public std::enable_shared
   int spareFd_ = -1;
   bool exhausted_ = false;  // inside an out-of-descriptors episode (logged once per episode)
   DelayedCall retry_;
+  AcceptHandler handoff_;
 };
 
 }  // namespace twist::tcp

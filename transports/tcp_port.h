@@ -56,6 +56,8 @@ class Port : public Selectable, public IListeningPort, public std::enable_shared
   // Deferred fires once the port is closed (already, for TCP).
   Deferred<void> stopListening() override;
   bool listening() const override { return listener_ != nullptr; }
+  // From now on accepted sockets go to `handoff` (which owns each) instead of being served here.
+  void setHandoff(AcceptHandler handoff) { handoff_ = std::move(handoff); }
   Factory& factory() const { return *factory_; }
 
   void reactorShutdown() override { (void)stopListening(); }

@@ -1,0 +1,257 @@
+// ReactorPool: N reactors on N threads, with real clients on the test's thread (the reactors run
+// on their own). Each connection lives on one thread; both ways of spreading connections reach
+// every reactor; factories are never shared by accident; stop() ends everything once.
+#include "twist/reactor/reactor_pool.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/test_util.h"
+#include "twist/reactor/errors.h"
+
+namespace twist {
+namespace {
+
+using testing::connectTo;
+using testing::recvAtMost;
+using testing::recvUntilEof;
+using testing::sendAll;
+
+// What the pool's connections did, from every thread.
+struct Journal {
+  std::mutex mutex;
+  std::map<std::thread::id, int> connectionsPerThread;
+  int made = 0, lost = 0;
+  bool crossedThreads = false;  // a connection's callbacks ran on two threads
+};
+
+class Recorder : public Protocol {
+ public:
+  explicit Recorder(Journal* j) : journal_(j) {}
+  void connectionMade() override {
+    thread_ = std::this_thread::get_id();
+    std::lock_guard<std::mutex> lock(journal_->mutex);
+    ++journal_->made;
+    ++journal_->connectionsPerThread[thread_];
+  }
+  void dataReceived(std::string_view d) override {
+    check();
+    transport()->write(d);
+  }
+  void connectionLost(const Failure&) override {
+    check();
+    std::lock_guard<std::mutex> lock(journal_->mutex);
+    ++journal_->lost;
+  }
+
+ private:
+  void check() {
+    if (std::this_thread::get_id() != thread_) {
+      std::lock_guard<std::mutex> lock(journal_->mutex);
+      journal_->crossedThreads = true;
+    }
+  }
+  Journal* journal_;
+  std::thread::id thread_;
+};
+
+ReactorPool::Options twoReactors() {
+  ReactorPool::Options o;
+  o.reactors = 2;
+  o.reactor = testing::quietOptions();
+  return o;
+}
+
+// `n` clients one after the other, each echoing a line; true if every echo came back.
+bool echoes(uint16_t port, int n) {
+  for (int i = 0; i < n; ++i) {
+    int fd = connectTo(port);
+    std::string line = "client " + std::to_string(i) + "\n";
+    bool ok = sendAll(fd, line) && recvAtMost(fd, line.size()) == line;
+    ::close(fd);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void serveAndCheck(ListenPoolOptions::Balance balance) {
+  Journal journal;
+  {
+    ReactorPool pool(twoReactors());
+    ASSERT_EQ(pool.size(), 2u);
+    std::mutex makersMutex;
+    std::set<std::thread::id> makers;
+    Address bound =
+        pool.listenTCP(0,
+                       [&](Reactor& r) {
+                         EXPECT_TRUE(r.isInReactorThread());  // called on each reactor's own thread
+                         std::lock_guard<std::mutex> lock(makersMutex);
+                         makers.insert(std::this_thread::get_id());
+                         return Factory::forProtocol<Recorder>(&journal);
+                       },
+                       {.interface = "127.0.0.1", .balance = balance});
+    EXPECT_EQ(makers.size(), 2u);
+    ASSERT_TRUE(echoes(bound.port(), 200));
+  }  // the destructor stops both reactors and joins them
+  EXPECT_EQ(journal.made, 200);
+  EXPECT_EQ(journal.lost, 200);
+  EXPECT_FALSE(journal.crossedThreads);
+  ASSERT_EQ(journal.connectionsPerThread.size(), 2u) << "one reactor served nothing";
+  if (balance == ListenPoolOptions::Balance::Handoff) {
+    for (auto& [thread, count] : journal.connectionsPerThread) EXPECT_EQ(count, 100);
+  }
+}
+
+TEST(ReactorPool, ReusePortSpreadsConnectionsOverEveryReactor) {
+  serveAndCheck(ListenPoolOptions::Balance::ReusePort);
+}
+
+TEST(ReactorPool, HandoffDealsConnectionsOutInTurn) {
+  serveAndCheck(ListenPoolOptions::Balance::Handoff);
+}
+
+TEST(ReactorPool, OneFactoryForTwoReactorsMustBeThreadSafe) {
+  ReactorPool pool(twoReactors());
+  Journal journal;
+  auto plain = Factory::forProtocol<Recorder>(&journal);
+  EXPECT_THROW(pool.listenTCP(0, [&](Reactor&) { return plain; }, {.interface = "127.0.0.1"}),
+               std::logic_error);
+  EXPECT_THROW(pool.listenTCP(0, [](Reactor&) { return std::shared_ptr<Factory>(); },
+                              {.interface = "127.0.0.1"}),
+               std::logic_error);
+
+  struct Counting : ThreadSafeFactory {
+    std::atomic<int> starts{0}, stops{0}, built{0};
+    Journal* journal = nullptr;
+    std::shared_ptr<Protocol> buildProtocol(const Address&) override {
+      ++built;
+      return std::make_shared<Recorder>(journal);
+    }
+    void startFactory() override { ++starts; }
+    void stopFactory() override { ++stops; }
+  };
+  auto shared = std::make_shared<Counting>();
+  shared->journal = &journal;
+  {
+    ReactorPool other(twoReactors());
+    for (auto balance :
+         {ListenPoolOptions::Balance::ReusePort, ListenPoolOptions::Balance::Handoff}) {
+      Address bound = other.listenTCP(0, shared, {.interface = "127.0.0.1", .balance = balance});
+      ASSERT_TRUE(echoes(bound.port(), 20));
+    }
+    EXPECT_EQ(shared->starts.load(), 1);  // once for the pool, not per port or thread
+    EXPECT_EQ(shared->stops.load(), 0);
+  }
+  EXPECT_EQ(shared->stops.load(), 1);
+  EXPECT_EQ(shared->built.load(), 40);
+  EXPECT_FALSE(journal.crossedThreads);
+}
+
+TEST(ReactorPool, AFailedListenLeavesNothingListening) {
+  ReactorPool pool(twoReactors());
+  uint16_t taken = 0;
+  int blocker = testing::bindLoopback(SOCK_STREAM, &taken, 8);  // listening, no SO_REUSEPORT
+  Journal journal;
+  for (auto balance :
+       {ListenPoolOptions::Balance::ReusePort, ListenPoolOptions::Balance::Handoff}) {
+    EXPECT_THROW(
+        pool.listenTCP(taken, [&](Reactor&) { return Factory::forProtocol<Recorder>(&journal); },
+                       {.interface = "127.0.0.1", .balance = balance}),
+        CannotListenError);
+  }
+  ::close(blocker);
+  // The port is free again: nothing of the pool holds it.
+  Address bound =
+      pool.listenTCP(taken, [&](Reactor&) { return Factory::forProtocol<Recorder>(&journal); },
+                     {.interface = "127.0.0.1"});
+  EXPECT_EQ(bound.port(), taken);
+  EXPECT_TRUE(echoes(taken, 4));
+}
+
+// A client that says "stop" stops the whole pool from inside a reactor's callback; run()
+// returns, and every connection, on every reactor, is lost once.
+TEST(ReactorPool, StopFromInsideACallbackEndsRunAndEveryConnection) {
+  ReactorPool pool(twoReactors());
+  Journal journal;
+  struct Stopper : Recorder {
+    Stopper(Journal* j, ReactorPool* p) : Recorder(j), pool(p) {}
+    void dataReceived(std::string_view d) override {
+      if (d.find("stop") != std::string_view::npos) pool->stop();
+      Recorder::dataReceived(d);
+    }
+    ReactorPool* pool;
+  };
+  Address bound =
+      pool.listenTCP(0, [&](Reactor&) { return Factory::forProtocol<Stopper>(&journal, &pool); },
+                     {.interface = "127.0.0.1", .balance = ListenPoolOptions::Balance::Handoff});
+  std::vector<int> idle;
+  for (int i = 0; i < 6; ++i) {
+    idle.push_back(connectTo(bound.port()));
+    ASSERT_TRUE(sendAll(idle.back(), "x"));
+    ASSERT_EQ(recvAtMost(idle.back(), 1), "x");  // connected and served
+  }
+  std::thread stopper([&] {
+    int fd = connectTo(bound.port());
+    sendAll(fd, "stop");
+    recvUntilEof(fd);
+    ::close(fd);
+  });
+  pool.run();  // returns once stop() has stopped every reactor
+  stopper.join();
+  for (int fd : idle) {
+    bool eof = false;
+    recvUntilEof(fd, &eof);
+    EXPECT_TRUE(eof);
+    ::close(fd);
+  }
+  EXPECT_EQ(journal.made, 7);
+  EXPECT_EQ(journal.lost, 7);
+  EXPECT_THROW(pool.onEach([](Reactor&) {}), std::logic_error);  // the pool has stopped
+}
+
+TEST(ReactorPool, StopBeforeRunMakesRunReturnAtOnce) {
+  ReactorPool pool(twoReactors());
+  pool.stop();
+  pool.run();
+  pool.stop();  // idempotent
+}
+
+TEST(ReactorPool, CallsThatWouldWaitForThemselvesAreRefused) {
+  ReactorPool pool(twoReactors());
+  std::atomic<int> refused{0};
+  pool.onEach([&](Reactor&) {
+    try {
+      pool.onEach([](Reactor&) {});
+    } catch (const std::logic_error&) {
+      ++refused;
+    }
+  });
+  EXPECT_EQ(refused.load(), 2);
+  // callFromThread reaches the reactor asked for.
+  std::promise<std::thread::id> where;
+  std::thread::id first;
+  pool.onEach([&](Reactor& r) {
+    if (&r == &pool.reactor(1)) first = std::this_thread::get_id();
+  });
+  pool.callFromThread(1, [&] { where.set_value(std::this_thread::get_id()); });
+  EXPECT_EQ(where.get_future().get(), first);
+}
+
+TEST(ReactorPool, ABadBackendIsAClearError) {
+  ReactorPool::Options o = twoReactors();
+  o.reactor.backend = "no-such-backend";
+  EXPECT_THROW(ReactorPool pool(o), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace twist

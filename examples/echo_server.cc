@@ -6,6 +6,11 @@
 // otherwise hold their socket forever. A client that sends without reading is not buffered
 // without bound: the transport stops reading it while its replies wait (README, "Flow
 // control").
+//
+// --threads N runs N reactors on N threads (0: one per core), spreading connections with
+// SO_REUSEPORT or, with --balance handoff, from one acceptor; --backend epoll|poll|select picks
+// libevent's method.
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 
@@ -14,6 +19,7 @@
 #include "twist/reactor/errors.h"
 #include "twist/reactor/protocol.h"
 #include "twist/reactor/reactor.h"
+#include "twist/reactor/reactor_pool.h"
 #include "twist/transports/tcp_port.h"
 
 class Echo : public twist::Protocol, public twist::TimeoutMixin {
@@ -35,20 +41,64 @@ class Echo : public twist::Protocol, public twist::TimeoutMixin {
   double idleTimeout_;
 };
 
-int main(int argc, char** argv) {
-  auto flags = twist::examples::parseServerFlags(argc, argv);
-  twist::Reactor reactor;  // SIGINT and SIGTERM stop it
-  std::shared_ptr<twist::IListeningPort> port;
+namespace {
+
+// --threads N: N reactors on N threads (0: one per core), connections spread by SO_REUSEPORT,
+// or with --balance handoff by one acceptor dealing them out in turn (README, "Every core").
+int serveOnThreads(const twist::examples::ServerFlags& flags, const std::string& threads) {
+  char* end = nullptr;
+  long n = std::strtol(threads.c_str(), &end, 10);
+  std::string balance = flags.get("--balance");
+  if (threads.empty() || *end != '\0' || n < 0 || n > 1024 ||
+      (!balance.empty() && balance != "reuseport" && balance != "handoff")) {
+    std::cerr << "--threads N (0: one per core) [--balance reuseport|handoff]" << std::endl;
+    return 2;
+  }
+  twist::ReactorPool::Options options;
+  options.reactors = static_cast<size_t>(n);
+  options.reactor.backend = flags.get("--backend");
   try {
-    auto factory = twist::Factory::forProtocol<Echo>(static_cast<twist::IReactorTime*>(&reactor),
-                                                     flags.idleTimeout);
-    port = reactor.listenTCP(flags.port, factory, {.interface = flags.interface});
-  } catch (const twist::CannotListenError& e) {
+    twist::ReactorPool pool(options);  // SIGINT and SIGTERM stop it
+    double idle = flags.idleTimeout;
+    auto bound = pool.listenTCP(
+        flags.port,
+        [idle](twist::Reactor& r) {
+          return twist::Factory::forProtocol<Echo>(static_cast<twist::IReactorTime*>(&r), idle);
+        },
+        {.interface = flags.interface,
+         .balance = balance == "handoff" ? twist::ListenPoolOptions::Balance::Handoff
+                                         : twist::ListenPoolOptions::Balance::ReusePort});
+    std::cout << "listening on " << bound.toString() << std::endl;
+    std::cout << pool.size() << " reactors on " << pool.size() << " threads ("
+              << (balance.empty() ? "reuseport" : balance) << ")" << std::endl;
+    pool.run();
+  } catch (const std::exception& e) {  // CannotListenError, a bad backend
     std::cerr << e.what() << std::endl;
     return 1;
   }
-  reactor.callWhenRunning(
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto flags =
+      twist::examples::parseServerFlags(argc, argv, {"--threads", "--balance", "--backend"});
+  if (!flags.get("--threads").empty()) return serveOnThreads(flags, flags.get("--threads"));
+  std::shared_ptr<twist::Reactor> reactor;
+  std::shared_ptr<twist::IListeningPort> port;
+  try {
+    reactor = std::make_shared<twist::Reactor>(
+        twist::ReactorBase::Options{.backend = flags.get("--backend")});  // SIGINT/SIGTERM stop it
+    auto factory = twist::Factory::forProtocol<Echo>(
+        static_cast<twist::IReactorTime*>(reactor.get()), flags.idleTimeout);
+    port = reactor->listenTCP(flags.port, factory, {.interface = flags.interface});
+  } catch (const std::exception& e) {  // CannotListenError, a bad backend
+    std::cerr << e.what() << std::endl;
+    return 1;
+  }
+  reactor->callWhenRunning(
       [&] { std::cout << "listening on " << port->getHost().toString() << std::endl; });
-  reactor.run();
+  reactor->run();
   return 0;
 }

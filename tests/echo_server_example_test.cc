@@ -27,6 +27,46 @@ class EchoServerProcess : public twist::testing::Subprocess {
   }
 };
 
+// --threads 2, both ways of spreading connections, and each backend: 50 concurrent Python
+// clients all echoed, SIGTERM -> every reactor stops, exit 0.
+TEST(EchoServerExample, ThreadsServeConcurrentClientsThenExitZeroOnSigterm) {
+  for (std::vector<std::string> extra : {std::vector<std::string>{"--balance", "reuseport"},
+                                         {"--balance", "handoff"},
+                                         {"--backend", "poll"},
+                                         {"--backend", "select"}}) {
+    SCOPED_TRACE(extra[1]);
+    std::vector<std::string> args = {"--port", "0", "--threads", "2"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    EchoServerProcess server(args);
+    std::string port = portFrom(server.readLine());
+    EXPECT_EQ(server.readLine().find("2 reactors on 2 threads"), 0u);
+    const std::string py =
+        "import socket, threading\n"
+        "ok = []\n"
+        "def client(i):\n"
+        "    s = socket.create_connection(('127.0.0.1', " +
+        port +
+        "), timeout=20)\n"
+        "    data = (b'client %d ' % i) * 1000\n"
+        "    s.sendall(data)\n"
+        "    s.shutdown(socket.SHUT_WR)\n"
+        "    got = bytearray()\n"
+        "    while (chunk := s.recv(65536)): got += chunk\n"
+        "    ok.append(bytes(got) == data)\n"
+        "ts = [threading.Thread(target=client, args=(i,)) for i in range(50)]\n"
+        "[t.start() for t in ts]\n"
+        "[t.join() for t in ts]\n"
+        "print(sum(ok))\n";
+    int status = -1;
+    std::string out = shell("python3 -c \"$(cat <<'PYEOF'\n" + py + "PYEOF\n)\"", &status);
+    EXPECT_EQ(status, 0);
+    EXPECT_EQ(out, "50\n");
+    status = server.signalAndWait(SIGTERM);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+  }
+}
+
 TEST(EchoServerExample, ServesNcAndPythonThenExitsZeroOnSigterm) {
   EchoServerProcess server({"--port", "0"});
   std::string line = server.readLine();

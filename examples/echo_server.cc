@@ -9,14 +9,22 @@
 //
 // --threads N runs N reactors on N threads (0: one per core), spreading connections with
 // SO_REUSEPORT or, with --balance handoff, from one acceptor; --backend epoll|poll|select picks
-// libevent's method.
+// libevent's method. --workers N forks N supervised worker processes on one socket instead
+// (SIGHUP replaces them one at a time; a stopping worker finishes its connections first, for at
+// most --drain-timeout seconds, default 10). Started by systemd with a socket (LISTEN_FDS), it
+// serves that socket.
+#include <sys/socket.h>
+
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "examples/flags.h"
 #include "twist/protocols/policies.h"
 #include "twist/reactor/errors.h"
+#include "twist/reactor/prefork.h"
 #include "twist/reactor/protocol.h"
 #include "twist/reactor/reactor.h"
 #include "twist/reactor/reactor_pool.h"
@@ -79,26 +87,73 @@ int serveOnThreads(const twist::examples::ServerFlags& flags, const std::string&
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  auto flags =
-      twist::examples::parseServerFlags(argc, argv, {"--threads", "--balance", "--backend"});
-  if (!flags.get("--threads").empty()) return serveOnThreads(flags, flags.get("--threads"));
+// One reactor on `fd` (a socket systemd or the parent passed), or on a port of its own.
+// A worker (`drain`) finishes its connections when it stops, for at most --drain-timeout s.
+int serve(const twist::examples::ServerFlags& flags, std::optional<int> fd, bool announce,
+          bool drain = false) {
   std::shared_ptr<twist::Reactor> reactor;
   std::shared_ptr<twist::IListeningPort> port;
   try {
-    reactor = std::make_shared<twist::Reactor>(
-        twist::ReactorBase::Options{.backend = flags.get("--backend")});  // SIGINT/SIGTERM stop it
+    twist::ReactorBase::Options options{.backend = flags.get("--backend")};
+    if (drain) {
+      std::string t = flags.get("--drain-timeout");
+      options.shutdownTimeout = t.empty() ? 10 : std::strtod(t.c_str(), nullptr);
+    }
+    reactor = std::make_shared<twist::Reactor>(options);  // SIGINT/SIGTERM stop it
     auto factory = twist::Factory::forProtocol<Echo>(
         static_cast<twist::IReactorTime*>(reactor.get()), flags.idleTimeout);
-    port = reactor->listenTCP(flags.port, factory, {.interface = flags.interface});
+    port = fd ? reactor->adoptStreamPort(*fd, factory)
+              : reactor->listenTCP(flags.port, factory, {.interface = flags.interface});
   } catch (const std::exception& e) {  // CannotListenError, a bad backend
     std::cerr << e.what() << std::endl;
     return 1;
   }
-  reactor->callWhenRunning(
-      [&] { std::cout << "listening on " << port->getHost().toString() << std::endl; });
+  if (drain) twist::prefork::drainOnShutdown(*reactor, port);
+  if (announce) {
+    reactor->callWhenRunning(
+        [&] { std::cout << "listening on " << port->getHost().toString() << std::endl; });
+  }
   reactor->run();
   return 0;
+}
+
+// --workers N: bind here (or take systemd's socket), fork N supervised worker processes.
+int serveOnWorkers(const twist::examples::ServerFlags& flags, std::optional<int> inherited) {
+  char* end = nullptr;
+  std::string workers = flags.get("--workers");
+  long n = std::strtol(workers.c_str(), &end, 10);
+  if (workers.empty() || *end != '\0' || n < 0 || n > 1024) {
+    std::cerr << "--workers N (0: one per core)" << std::endl;
+    return 2;
+  }
+  int fd;
+  try {
+    fd = inherited ? *inherited
+                   : twist::prefork::bindTCP(flags.port, {.interface = flags.interface});
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << std::endl;
+    return 1;
+  }
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  std::cout << "listening on "
+            << twist::Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).toString()
+            << std::endl;
+  return twist::prefork::run([&](size_t) { return serve(flags, fd, false, true); },
+                             {.workers = static_cast<size_t>(n)});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto flags = twist::examples::parseServerFlags(
+      argc, argv, {"--threads", "--balance", "--backend", "--workers", "--drain-timeout"});
+  // Started by systemd with a socket (LISTEN_FDS): serve that one instead of binding.
+  std::vector<int> inherited = twist::prefork::listenFds();
+  std::optional<int> fd;
+  if (!inherited.empty()) fd = inherited[0];
+  if (!flags.get("--workers").empty()) return serveOnWorkers(flags, fd);
+  if (!flags.get("--threads").empty()) return serveOnThreads(flags, flags.get("--threads"));
+  return serve(flags, fd, true);
 }

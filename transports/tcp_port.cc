@@ -52,6 +52,11 @@ std::shared_ptr<Port> Port::listen(ReactorBase& reactor, uint16_t port,
                                    std::shared_ptr<Factory> factory,
                                    const ListenTCPOptions& options) {
   if (!factory) throw std::invalid_argument("listenTCP needs a factory");
+  int fd = bindListeningSocket(port, options);
+  return start(reactor, fd, std::move(factory), options.interface, port);
+}
+
+int bindListeningSocket(uint16_t port, const ListenTCPOptions& options) {
   const std::string& iface = options.interface;
   sockaddr_storage ss{};
   socklen_t len;
@@ -93,7 +98,7 @@ std::shared_ptr<Port> Port::listen(ReactorBase& reactor, uint16_t port,
     ::close(fd);
     throw CannotListenError::fromErrno(iface, port, err);
   }
-  return start(reactor, fd, std::move(factory), iface, port);
+  return fd;
 }
 
 std::shared_ptr<Port> Port::adopt(ReactorBase& reactor, int fd, std::shared_ptr<Factory> factory,

@@ -23,6 +23,10 @@ class ReactorBase;
 
 namespace twist::tcp {
 
+// A TCP socket bound and listening as listenTCP's would be (non-blocking, close-on-exec):
+// for a parent process to hand to workers (twist/reactor/prefork.h). Throws CannotListenError.
+int bindListeningSocket(uint16_t port, const ListenTCPOptions& options);
+
 // Serves a connection accepted elsewhere on `reactor`: the factory builds its protocol for
 // `peer` (nullptr or an exception: the socket is closed) and a tcp::Server runs it. Owns fd
 // from the call on. `bound` is the listening address (the socket's own is used when it says

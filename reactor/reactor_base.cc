@@ -3,6 +3,7 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <sys/eventfd.h>
+#include <sys/select.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -279,6 +280,7 @@ struct ReactorBase::Impl : TimerQueue::Owner {
       waiters;                   // guarded by waitersMutex
   bool refusingWaiters = false;  // guarded by waitersMutex
   evdns_base* dns = nullptr;
+  bool selectBackend = false;  // select(): descriptors of FD_SETSIZE and more cannot be watched
 };
 
 ReactorBase::ReactorBase() : ReactorBase(Options{}) {}
@@ -308,6 +310,9 @@ ReactorBase::ReactorBase(Options options) : impl_(std::make_unique<Impl>(*this, 
   }
   impl_->base = event_base_new_with_config(cfg);
   event_config_free(cfg);
+  if (impl_->base != nullptr) {
+    impl_->selectBackend = std::string(event_base_get_method(impl_->base)) == "select";
+  }
   if (impl_->base == nullptr) {
     throw std::runtime_error(
         "twist: event_base_new failed" +
@@ -317,6 +322,17 @@ ReactorBase::ReactorBase(Options options) : impl_(std::make_unique<Impl>(*this, 
   i->timerEvent = event_new(i->base, -1, 0, &Impl::onTimer, i);
   i->wakeFd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (i->wakeFd < 0) throw std::runtime_error(std::string("twist: eventfd: ") + strerror(errno));
+  if (!canWatch(i->wakeFd)) {
+    std::string what = "twist: the select backend cannot watch descriptor " +
+                       std::to_string(i->wakeFd) + " (FD_SETSIZE): use epoll or poll";
+    ::close(i->wakeFd);
+    i->wakeFd = -1;
+    event_free(i->timerEvent);
+    i->timerEvent = nullptr;
+    event_base_free(i->base);
+    i->base = nullptr;
+    throw std::runtime_error(what);
+  }
   i->wakeEvent = event_new(i->base, i->wakeFd, EV_READ | EV_PERSIST, &Impl::onWake, i);
   event_add(i->wakeEvent, nullptr);
   i->shutdownEvent = event_new(i->base, -1, 0, &Impl::onShutdown, i);
@@ -359,6 +375,10 @@ ReactorBase::~ReactorBase() {
 }
 
 std::string ReactorBase::backend() const { return event_base_get_method(impl_->base); }
+
+bool ReactorBase::canWatch(int fd) const {
+  return fd >= 0 && (fd < FD_SETSIZE || !impl_->selectBackend);
+}
 
 void ReactorBase::assertInReactorThread() const {
 #ifndef NDEBUG

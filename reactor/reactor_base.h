@@ -84,6 +84,9 @@ class ReactorBase : public IReactorTime {
 
   // The libevent backend in use ("epoll", "poll", "select").
   std::string backend() const;
+  // Whether the backend can watch descriptor fd: select() cannot watch one of FD_SETSIZE
+  // (1024) or more (glibc aborts the process if asked to). Transports refuse such sockets.
+  bool canWatch(int fd) const;
 
   // Monotonic time in seconds; the clock of callLater.
   double seconds() const override;

@@ -11,7 +11,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <random>
+#include <vector>
 
 #include "tests/scripted.h"
 #include "tests/test_util.h"
@@ -86,6 +88,59 @@ TEST(Tcp, EveryBackendServesTheSameProtocol) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("there are: epoll"), std::string::npos) << e.what();
   }
+}
+
+// select() cannot watch a descriptor of FD_SETSIZE or more (glibc aborts the process when asked
+// to): with the select backend such a connection is closed with a warning, never watched; a
+// connectTCP fails with a ConnectError. The reactor goes on serving.
+TEST(Tcp, TheSelectBackendRefusesDescriptorsItCannotWatch) {
+  rlimit old{};
+  ::getrlimit(RLIMIT_NOFILE, &old);
+  if (old.rlim_max < FD_SETSIZE + 64) GTEST_SKIP() << "needs " << FD_SETSIZE + 64 << " fds";
+  auto o = quietOptions();
+  o.backend = "select";
+  Reactor r(o);
+  auto port = r.listenTCP(0, Factory::forProtocol<wire::Echo>(), {.interface = "127.0.0.1"});
+  uint16_t p = portOf(port);
+  rlimit raised = old;
+  raised.rlim_cur = FD_SETSIZE + 64;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &raised), 0);
+  std::vector<int> filler;  // every descriptor below FD_SETSIZE taken
+  for (int fd = 0; fd < FD_SETSIZE;) {
+    fd = ::open("/dev/null", O_RDONLY);
+    if (fd < 0) break;
+    filler.push_back(fd);
+  }
+  LogCaptureScope logs;
+  int client = connectTo(p);
+  bool eof = false;
+  std::string got;
+  ClientThread c([&] {
+    testing::sendAll(client, "x");
+    got = recvUntilEof(client, &eof, 10);
+  });
+  ASSERT_TRUE(runUntil(r, [&] { return c.done(); }));
+  EXPECT_TRUE(eof);
+  EXPECT_EQ(got, "");
+  EXPECT_EQ(logs->count("cannot watch descriptor"), 1);
+  struct Failed : ClientFactory {
+    std::optional<Failure> reason;
+    std::shared_ptr<Protocol> buildProtocol(const Address&) override { return nullptr; }
+    void clientConnectionFailed(IConnector&, const Failure& f) override { reason = f; }
+  };
+  auto f = std::make_shared<Failed>();
+  r.connectTCP("127.0.0.1", p, f);
+  ASSERT_TRUE(runUntil(r, [&] { return f->reason.has_value(); }));
+  EXPECT_TRUE(f->reason->check<ConnectError>());
+  EXPECT_NE(f->reason->getErrorMessage().find("cannot watch"), std::string::npos);
+  ::close(client);
+  for (int fd : filler) ::close(fd);
+  ::setrlimit(RLIMIT_NOFILE, &old);
+  // Below FD_SETSIZE again: served.
+  std::string echoed;
+  ClientThread again([&] { echoed = duplexEcho(p, "served"); });
+  ASSERT_TRUE(runUntil(r, [&] { return again.done(); }));
+  EXPECT_EQ(echoed, "served");
 }
 
 // A listening socket on 127.0.0.1, made by hand (what a parent process or systemd hands over).

@@ -169,6 +169,14 @@ void Connector::tryNextAddress() {
       lastError_ = Failure::of(ConnectError::fromErrno(errno, "socket()"));
       continue;
     }
+    if (!reactor_.canWatch(fd_)) {
+      lastError_ = Failure::of(ConnectError("the " + reactor_.backend() +
+                                            " backend cannot watch descriptor " +
+                                            std::to_string(fd_) + " (FD_SETSIZE)"));
+      ::close(fd_);
+      fd_ = -1;
+      continue;
+    }
     if (options_.bindAddress) {
       if (Failure why = bindLocal(ss.ss_family)) {
         ::close(fd_);

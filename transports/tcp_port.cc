@@ -4,6 +4,7 @@
 #include <event2/listener.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -130,6 +131,12 @@ std::shared_ptr<Port> Port::adopt(ReactorBase& reactor, int fd, std::shared_ptr<
 
 std::shared_ptr<Port> Port::start(ReactorBase& reactor, int fd, std::shared_ptr<Factory> factory,
                                   const std::string& iface, uint16_t port) {
+  if (!reactor.canWatch(fd)) {
+    ::close(fd);
+    throw CannotListenError(iface, port,
+                            "the " + reactor.backend() + " backend cannot watch descriptor " +
+                                std::to_string(fd) + " (FD_SETSIZE)");
+  }
   sockaddr_storage bound{};
   socklen_t boundLen = sizeof bound;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &boundLen);
@@ -214,6 +221,14 @@ void Port::accept(int fd, const struct sockaddr* sa, int len) {
 
 void serveAccepted(ReactorBase& reactor, int fd, const std::shared_ptr<Factory>& factory,
                    const Address& peer, const Address& bound) {
+  if (!reactor.canWatch(fd)) {
+    log::warn("tcp.Port", "The " + reactor.backend() + " backend cannot watch descriptor " +
+                              std::to_string(fd) + " (FD_SETSIZE " + std::to_string(FD_SETSIZE) +
+                              "): closing the connection from " + peer.toString() +
+                              "; use epoll or poll for this many connections.");
+    ::close(fd);
+    return;
+  }
   std::shared_ptr<Protocol> protocol;
   try {
     protocol = factory->buildProtocol(peer);

@@ -7,6 +7,10 @@
 //   pipeline: like rr, but each request is --depth lines of --size bytes (newline included)
 //             sent at once, as a pipelining client (Redis, HTTP/1.1) does; a line-echo server
 //             answers each line. msgs counts lines.
+//   accept:   short connections: each of --conns loops connects, sends --size bytes, waits
+//             for them to come back, closes, and connects again. msgs counts connections.
+// --idle N opens N more connections first that stay silent (a server with many clients of
+// which few are busy: what separates select and poll from epoll).
 //
 // Prints one line: bytes=... msgs=... seconds=... p50_us=... p99_us=...
 #include <arpa/inet.h>
@@ -70,7 +74,7 @@ bool sendOrQueue(int ep, Conn& c, const char* data, size_t len) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int port = 0, conns = 1, size = 16, depth = 1;
+  int port = 0, conns = 1, size = 16, depth = 1, idle = 0;
   double seconds = 2;
   std::string mode = "pingpong";
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -87,17 +91,21 @@ int main(int argc, char** argv) {
       mode = v;
     else if (k == "--depth")
       depth = std::atoi(v.c_str());
+    else if (k == "--idle")
+      idle = std::atoi(v.c_str());
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
     }
   }
   const bool pipeline = mode == "pipeline";
-  const bool rr = mode == "rr" || pipeline;
-  if (port <= 0 || conns <= 0 || size <= 0 || depth <= 0 || (!rr && mode != "pingpong")) {
+  const bool shortConns = mode == "accept";
+  const bool rr = mode == "rr" || pipeline || shortConns;
+  if (port <= 0 || conns <= 0 || size <= 0 || depth <= 0 || idle < 0 ||
+      (!rr && mode != "pingpong")) {
     std::fprintf(stderr,
                  "usage: %s --port N [--conns N] [--size BYTES] [--seconds S] "
-                 "[--mode pingpong|rr|pipeline] [--depth LINES]\n",
+                 "[--mode pingpong|rr|pipeline|accept] [--depth LINES] [--idle N]\n",
                  argv[0]);
     return 2;
   }
@@ -117,18 +125,29 @@ int main(int argc, char** argv) {
   sa.sin_family = AF_INET;
   sa.sin_port = htons(static_cast<uint16_t>(port));
   inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  for (auto& c : cs) {
+  std::vector<int> idlers;
+  for (int i = 0; i < idle; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) die("socket");
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) die("connect (idle)");
+    idlers.push_back(fd);
+  }
+  auto open = [&](Conn& c) {
     c.fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (c.fd < 0) die("socket");
     if (::connect(c.fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) die("connect");
     int one = 1;
     ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ::fcntl(c.fd, F_SETFL, O_NONBLOCK);
+    c.wantWrite = false;
+    c.pending.clear();
+    c.got = 0;
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.ptr = &c;
     epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev);
-  }
+  };
+  for (auto& c : cs) open(c);
 
   const auto start = Clock::now();
   const auto end =
@@ -176,6 +195,11 @@ int main(int argc, char** argv) {
           msgs += msgsPerReply;
           c.got -= block.size();
           c.sentAt = t;
+          if (shortConns) {  // this connection is done: close it, open the next
+            ::close(c.fd);
+            open(c);
+            c.sentAt = Clock::now();
+          }
           if (!sendOrQueue(ep, c, block.data(), block.size())) die("send");
         }
       }

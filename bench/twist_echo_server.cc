@@ -1,6 +1,8 @@
 // Benchmark server: twist's Echo protocol behind listenTCP; with --lines, a LineReceiver that
 // answers each "\n"-terminated line with itself (one sendLine per line: what a pipelining
-// request/response server does). Other flags as examples/echo_server.
+// request/response server does). --threads N: N reactors (a ReactorPool, SO_REUSEPORT);
+// --backend epoll|poll|select. Other flags as examples/echo_server.
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -10,6 +12,7 @@
 #include "twist/protocols/basic.h"
 #include "twist/protocols/wire.h"
 #include "twist/reactor/reactor.h"
+#include "twist/reactor/reactor_pool.h"
 
 namespace {
 class LineEcho : public twist::LineReceiver {
@@ -29,16 +32,25 @@ int main(int argc, char** argv) {
       args.push_back(argv[i]);
     }
   }
-  auto flags = twist::examples::parseServerFlags(static_cast<int>(args.size()), args.data());
-  twist::Reactor reactor;
-  std::shared_ptr<twist::Factory> factory;
-  if (lines) {
-    factory = twist::Factory::forProtocol<LineEcho>();
-  } else {
-    factory = twist::Factory::forProtocol<twist::wire::Echo>();
+  auto flags = twist::examples::parseServerFlags(static_cast<int>(args.size()), args.data(),
+                                                 {"--threads", "--backend"});
+  std::shared_ptr<twist::Factory> (*make)() = lines ? +[] {
+    return std::shared_ptr<twist::Factory>(twist::Factory::forProtocol<LineEcho>());
+  } : +[] { return std::shared_ptr<twist::Factory>(twist::Factory::forProtocol<twist::wire::Echo>()); };
+  if (!flags.get("--threads").empty()) {  // a ReactorPool, SO_REUSEPORT
+    twist::ReactorPool::Options o;
+    o.reactors = static_cast<size_t>(std::atoi(flags.get("--threads").c_str()));
+    o.reactor.backend = flags.get("--backend");
+    twist::ReactorPool pool(o);
+    auto bound = pool.listenTCP(flags.port, [make](twist::Reactor&) { return make(); },
+                                {.interface = flags.interface, .backlog = 1024});
+    std::cout << "listening on " << bound.toString() << std::endl;
+    pool.run();
+    return 0;
   }
+  twist::Reactor reactor(twist::ReactorBase::Options{.backend = flags.get("--backend")});
   auto port =
-      reactor.listenTCP(flags.port, factory, {.interface = flags.interface, .backlog = 1024});
+      reactor.listenTCP(flags.port, make(), {.interface = flags.interface, .backlog = 1024});
   reactor.callWhenRunning(
       [&] { std::cout << "listening on " << port->getHost().toString() << std::endl; });
   reactor.run();

@@ -135,6 +135,43 @@ TEST(Prefork, SigtermStopsEveryWorkerAndTheParentExitsZero) {
   ::close(idle);
 }
 
+// Workers that die at once: restarted with a delay that doubles (0.05 s, 0.1, 0.2, ...), so a
+// crash loop costs a few forks a second, not a busy loop; SIGTERM still stops the parent at once.
+TEST(Prefork, ACrashLoopIsSlowedDown) {
+  Subprocess parent({"tests/prefork_worker", "crash"}, /*mergeStderr=*/true);
+  ASSERT_EQ(parent.readLine(), "ready\n");
+  int restarts = 0;
+  auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(1500)) {
+    std::string line = parent.readLine(5);
+    if (line.find("exited with status 3") != std::string::npos) ++restarts;
+  }
+  // Two workers, delays 0.05 + 0.1 + 0.2 + 0.4 + 0.8 s: about 5 deaths each in 1.5 s (without
+  // the backoff, 30 each).
+  EXPECT_GE(restarts, 4);
+  EXPECT_LE(restarts, 16);
+  int status = parent.signalAndWait(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+// Workers that ignore SIGTERM are killed once stopTimeout (0.3 s) has passed.
+TEST(Prefork, WorkersThatIgnoreSigtermAreKilledAfterTheTimeout) {
+  Subprocess parent({"tests/prefork_worker", "stubborn"}, /*mergeStderr=*/true);
+  ASSERT_EQ(parent.readLine(), "ready\n");
+  ASSERT_TRUE(eventually([&] { return childrenOf(parent.pid()).size() == 2; }));
+  std::set<pid_t> workers = childrenOf(parent.pid());
+  ::kill(parent.pid(), SIGTERM);
+  std::string log;
+  for (std::string line; (line = parent.readLine(10)) != "";) {
+    log += line;
+    if (line.find("every worker has stopped") != std::string::npos) break;
+  }
+  EXPECT_NE(log.find("did not stop in time: SIGKILL"), std::string::npos) << log;
+  int status = parent.waitExit();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  for (pid_t p : workers) EXPECT_NE(::kill(p, 0), 0);
+}
+
 // systemd socket activation: the socket arrives as descriptor 3 with LISTEN_FDS=1 and
 // LISTEN_PID; the server serves it (the port it was asked for is not bound), with and without
 // workers.

@@ -53,7 +53,8 @@ namespace {
 
 // --threads N: N reactors on N threads (0: one per core), connections spread by SO_REUSEPORT,
 // or with --balance handoff by one acceptor dealing them out in turn (README, "Every core").
-int serveOnThreads(const twist::examples::ServerFlags& flags, const std::string& threads) {
+int serveOnThreads(const twist::examples::ServerFlags& flags, const std::string& threads,
+                   std::optional<int> inherited) {
   char* end = nullptr;
   long n = std::strtol(threads.c_str(), &end, 10);
   std::string balance = flags.get("--balance");
@@ -68,14 +69,16 @@ int serveOnThreads(const twist::examples::ServerFlags& flags, const std::string&
   try {
     twist::ReactorPool pool(options);  // SIGINT and SIGTERM stop it
     double idle = flags.idleTimeout;
-    auto bound = pool.listenTCP(
-        flags.port,
-        [idle](twist::Reactor& r) {
-          return twist::Factory::forProtocol<Echo>(static_cast<twist::IReactorTime*>(&r), idle);
-        },
-        {.interface = flags.interface,
-         .balance = balance == "handoff" ? twist::ListenPoolOptions::Balance::Handoff
-                                         : twist::ListenPoolOptions::Balance::ReusePort});
+    auto make = [idle](twist::Reactor& r) {
+      return twist::Factory::forProtocol<Echo>(static_cast<twist::IReactorTime*>(&r), idle);
+    };
+    auto bound =
+        inherited ? pool.adoptStreamPort(*inherited, make)
+                  : pool.listenTCP(flags.port, make,
+                                   {.interface = flags.interface,
+                                    .balance = balance == "handoff"
+                                                   ? twist::ListenPoolOptions::Balance::Handoff
+                                                   : twist::ListenPoolOptions::Balance::ReusePort});
     std::cout << "listening on " << bound.toString() << std::endl;
     std::cout << pool.size() << " reactors on " << pool.size() << " threads ("
               << (balance.empty() ? "reuseport" : balance) << ")" << std::endl;
@@ -154,6 +157,6 @@ int main(int argc, char** argv) {
   std::optional<int> fd;
   if (!inherited.empty()) fd = inherited[0];
   if (!flags.get("--workers").empty()) return serveOnWorkers(flags, fd);
-  if (!flags.get("--threads").empty()) return serveOnThreads(flags, flags.get("--threads"));
+  if (!flags.get("--threads").empty()) return serveOnThreads(flags, flags.get("--threads"), fd);
   return serve(flags, fd, true);
 }

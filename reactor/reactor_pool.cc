@@ -133,10 +133,27 @@ void ReactorPool::onEach(const std::function<void(Reactor&)>& fn) {
   if (first) std::rethrow_exception(first);
 }
 
-Address ReactorPool::listenTCP(uint16_t port,
-                               std::function<std::shared_ptr<Factory>(Reactor&)> makeFactory,
-                               const ListenPoolOptions& options) {
-  checkNotOnAPoolThread("listenTCP");
+Address ReactorPool::adoptStreamPort(
+    int fd, std::function<std::shared_ptr<Factory>(Reactor&)> makeFactory) {
+  checkNotOnAPoolThread("adoptStreamPort");
+  std::vector<std::shared_ptr<Factory>> factories = makeFactories(makeFactory, false);
+  const size_t n = reactors_.size();
+  std::vector<std::shared_ptr<IListeningPort>> ports(n);
+  try {
+    for (size_t i = 0; i < n; ++i) {
+      onOne(i, [&](Reactor& r) { ports[i] = r.adoptStreamPort(fd, factories[i]); });
+    }
+  } catch (...) {
+    for (size_t i = 0; i < n; ++i) {
+      if (ports[i]) onOne(i, [&](Reactor&) { (void)ports[i]->stopListening(); });
+    }
+    throw;
+  }
+  return ports[0]->getHost();
+}
+
+std::vector<std::shared_ptr<Factory>> ReactorPool::makeFactories(
+    const std::function<std::shared_ptr<Factory>(Reactor&)>& makeFactory, bool allowShared) {
   std::vector<std::shared_ptr<Factory>> factories(reactors_.size());
   std::vector<Reactor*> order(reactors_);
   onEach([&](Reactor& r) {
@@ -146,18 +163,25 @@ Address ReactorPool::listenTCP(uint16_t port,
   });
   std::set<Factory*> seen;
   for (auto& f : factories) {
-    if (!f) throw std::logic_error("ReactorPool::listenTCP: the factory maker returned nullptr");
+    if (!f) throw std::logic_error("ReactorPool: the factory maker returned nullptr");
     if (!seen.insert(f.get()).second) {
       // One factory for several reactors: only a thread-safe one, and then for all of them.
-      auto shared = std::dynamic_pointer_cast<ThreadSafeFactory>(f);
-      if (!shared || seen.size() != 1) {
+      if (!allowShared || !std::dynamic_pointer_cast<ThreadSafeFactory>(f) || seen.size() != 1) {
         throw std::logic_error(
-            "ReactorPool::listenTCP: the factory maker returned the same factory for two "
-            "reactors; return a new one per reactor, or share a ThreadSafeFactory");
+            "ReactorPool: the factory maker returned the same factory for two reactors; return "
+            "a new one per reactor, or share a ThreadSafeFactory");
       }
     }
   }
-  if (seen.size() == 1 && factories.size() > 1) {
+  return factories;
+}
+
+Address ReactorPool::listenTCP(uint16_t port,
+                               std::function<std::shared_ptr<Factory>(Reactor&)> makeFactory,
+                               const ListenPoolOptions& options) {
+  checkNotOnAPoolThread("listenTCP");
+  std::vector<std::shared_ptr<Factory>> factories = makeFactories(makeFactory, true);
+  if (factories.size() > 1 && factories[0] == factories[1]) {  // one ThreadSafeFactory for all
     return listenTCP(port, std::dynamic_pointer_cast<ThreadSafeFactory>(factories[0]), options);
   }
   return listenEach(port, std::move(factories), options);

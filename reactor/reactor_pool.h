@@ -103,6 +103,12 @@ class ReactorPool {
   Address listenTCP(uint16_t port, std::shared_ptr<ThreadSafeFactory> factory,
                     const ListenPoolOptions& options = {});
 
+  // Serves `fd`, a listening TCP socket made elsewhere (systemd's, a parent's), on every
+  // reactor: each adopts a duplicate and they all accept from its one queue (the kernel wakes
+  // one or more of them per connection). The caller keeps fd. makeFactory as for listenTCP.
+  // Throws std::invalid_argument when fd is not a listening TCP socket.
+  Address adoptStreamPort(int fd, std::function<std::shared_ptr<Factory>(Reactor&)> makeFactory);
+
   // Blocks until stop() (or SIGINT/SIGTERM, unless Options::reactor.installSignalHandlers is
   // off), then stops every reactor and joins the threads. Returns at once if stop() came first.
   void run();
@@ -117,6 +123,10 @@ class ReactorPool {
   void checkNotOnAPoolThread(const char* what) const;
   Address listenEach(uint16_t port, std::vector<std::shared_ptr<Factory>> factories,
                      const ListenPoolOptions& options);
+  // Each reactor's factory, made on its thread; one for all only if allowShared and it is a
+  // ThreadSafeFactory (else std::logic_error).
+  std::vector<std::shared_ptr<Factory>> makeFactories(
+      const std::function<std::shared_ptr<Factory>(Reactor&)>& makeFactory, bool allowShared);
   void listenHandoff(uint16_t port, const std::vector<std::shared_ptr<Factory>>& factories,
                      const ListenTCPOptions& tcp, const std::vector<Reactor*>& targets,
                      Address* bound);

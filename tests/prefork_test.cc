@@ -173,13 +173,12 @@ TEST(Prefork, WorkersThatIgnoreSigtermAreKilledAfterTheTimeout) {
 }
 
 // systemd socket activation: the socket arrives as descriptor 3 with LISTEN_FDS=1 and
-// LISTEN_PID; the server serves it (the port it was asked for is not bound), with and without
-// workers.
+// LISTEN_PID; the server serves it (the port it was asked for is not bound): one reactor,
+// workers, or threads.
 TEST(Prefork, ASocketPassedTheSystemdWayIsServed) {
-  for (std::string workers : {"", "2"}) {
-    SCOPED_TRACE(workers.empty() ? "one process" : "workers");
-    std::string exec = "['examples/echo_server', '--port', '1'" +
-                       (workers.empty() ? std::string() : ", '--workers', '" + workers + "'") + "]";
+  for (std::string extra : {"", ", '--workers', '2'", ", '--threads', '2'"}) {
+    SCOPED_TRACE(extra);
+    std::string exec = "['examples/echo_server', '--port', '1'" + extra + "]";
     Subprocess server({"/usr/bin/python3", "-c",
                        "import os, socket\n"
                        "s = socket.socket()\n"

@@ -219,6 +219,39 @@ TEST(ReactorPool, StopFromInsideACallbackEndsRunAndEveryConnection) {
   EXPECT_THROW(pool.onEach([](Reactor&) {}), std::logic_error);  // the pool has stopped
 }
 
+// A socket made elsewhere (systemd's, a parent's): every reactor accepts from it.
+TEST(ReactorPool, AdoptedSocketIsServedByEveryReactor) {
+  uint16_t port = 0;
+  int fd = testing::bindLoopback(SOCK_STREAM, &port, 64);
+  Journal journal;
+  {
+    ReactorPool pool(twoReactors());
+    Address bound = pool.adoptStreamPort(
+        fd, [&](Reactor&) { return Factory::forProtocol<Recorder>(&journal); });
+    EXPECT_EQ(bound.port(), port);
+    // Concurrent clients, so that both reactors get woken for some.
+    std::vector<std::thread> clients;
+    std::atomic<int> ok{0};
+    for (int t = 0; t < 4; ++t) {
+      clients.emplace_back([&] { ok += echoes(port, 50) ? 1 : 0; });
+    }
+    for (auto& c : clients) c.join();
+    EXPECT_EQ(ok.load(), 4);
+    EXPECT_THROW(pool.adoptStreamPort(
+                     -1, [&](Reactor&) { return Factory::forProtocol<Recorder>(&journal); }),
+                 std::invalid_argument);
+  }
+  EXPECT_EQ(journal.made, 200);
+  EXPECT_EQ(journal.lost, 200);
+  EXPECT_FALSE(journal.crossedThreads);
+  // The caller's descriptor is still open and listening.
+  int listening = 0;
+  socklen_t len = sizeof listening;
+  EXPECT_EQ(::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len), 0);
+  EXPECT_EQ(listening, 1);
+  ::close(fd);
+}
+
 TEST(ReactorPool, StopBeforeRunMakesRunReturnAtOnce) {
   ReactorPool pool(twoReactors());
   pool.stop();

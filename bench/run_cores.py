@@ -4,9 +4,10 @@
   backends  twist's echo on libevent's epoll, poll and select backends: closed-loop
             request/response (16 B) on 10 busy connections beside 0, 990 and 9,990 silent ones
             (10, 1,000 and 10,000 connections). Server on CPU 0, client on CPU 1.
-  reactors  twist's echo with 1 reactor and with N (a ReactorPool, SO_REUSEPORT; N = --cores,
-            default the machine's): ping-pong on 100 connections. Nothing pinned (the server
-            may use every core); the server's CPU is summed over its threads.
+  reactors  twist's echo with 1 reactor, with N (a ReactorPool, SO_REUSEPORT) and with N
+            pre-forked workers (N = --cores, default the machine's): ping-pong on 100
+            connections. Nothing pinned (the server may use every core); the server's CPU is
+            summed over its threads and worker processes.
   accept    short connections (connect, 16 B request, reply, close, again; 10 at a time):
             twist (one reactor), the raw epoll echo and a standalone Asio echo. Pinned as in
             backends.
@@ -34,6 +35,7 @@ BIN = {
 
 
 def cpu_all_threads(pid):
+    """CPU seconds of pid's threads and of its child processes' (pre-forked workers)."""
     total = 0
     for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
         try:
@@ -41,7 +43,12 @@ def cpu_all_threads(pid):
                 total += int(f.read().split()[0])
         except OSError:
             pass
-    return total / 1e9
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        children = []
+    return total / 1e9 + sum(cpu_all_threads(c) for c in children)
 
 
 def run(server_args, client_args, seconds, pin):
@@ -125,17 +132,24 @@ def main():
         print(f"\n({time.time() - started:.0f} s so far)\n", file=sys.stderr)
 
     if "reactors" in parts:
-        counts = [1, args.cores] if args.cores > 1 else [1]
-        names = [f"{n} reactor{'s' if n > 1 else ''}" for n in counts]
+        names = ["1 reactor"]
+        if args.cores > 1:
+            names += [f"{args.cores} reactors", f"{args.cores} workers"]
         cells = [4096, 65536]
+
+        def server(name):
+            n, kind = name.split()
+            return [BIN["twist"], "--workers" if kind == "workers" else "--threads", n]
         res = interleave(args.rounds, cells, names, lambda name, size: run(
-            [BIN["twist"], "--threads", name.split()[0]],
-            ["--mode", "pingpong", "--size", str(size), "--conns", "100"], args.seconds, False))
-        print(f"Reactors: twist echo ping-pong, 100 connections, with 1 and {args.cores} reactors "
-              f"(ReactorPool, SO_REUSEPORT); nothing pinned; {args.rounds} rounds x "
-              f"{args.seconds:g} s, medians. MiB/s (MiB per server CPU-s, all threads).\n")
-        print("| block | " + " | ".join(names) + " | per CPU-s, N vs 1 |")
-        print("|---|" + "---|" * (len(names) + 1))
+            server(name), ["--mode", "pingpong", "--size", str(size), "--conns", "100"],
+            args.seconds, False))
+        print(f"Reactors and workers: twist echo ping-pong, 100 connections, with 1 reactor, "
+              f"{args.cores} reactors (ReactorPool, SO_REUSEPORT) and {args.cores} pre-forked "
+              f"workers; nothing pinned; {args.rounds} rounds x {args.seconds:g} s, medians. "
+              "MiB/s (MiB per server CPU-s, all threads and processes).\n")
+        print("| block | " + " | ".join(names) + " | per CPU-s, reactors vs 1 | "
+              "per CPU-s, workers vs 1 |")
+        print("|---|" + "---|" * (len(names) + 2))
         mib = 1024 * 1024
         for size in cells:
             row, effs = [], []
@@ -145,10 +159,13 @@ def main():
                 eff = [r["bytes"] / max(r["cpu"], 1e-9) / mib for r in rs]
                 effs.append(eff)
                 row.append(f"{show(rate)} ({show(med(eff))})")
-            ratio = (statistics.median(a / b for a, b in zip(effs[-1], effs[0]))
-                     if len(effs) > 1 and effs[0] and effs[-1] else None)
-            print(f"| {size // 1024} KiB | " + " | ".join(row) + f" | "
-                  f"{'-' if ratio is None else f'{ratio:.2f}'} |")
+            ratios = []
+            for k in range(1, len(effs)):
+                ok = effs[0] and effs[k] and len(effs[0]) == len(effs[k])
+                ratios.append(f"{statistics.median(a / b for a, b in zip(effs[k], effs[0])):.2f}"
+                              if ok else "-")
+            ratios += ["-"] * (2 - len(ratios))
+            print(f"| {size // 1024} KiB | " + " | ".join(row) + " | " + " | ".join(ratios) + " |")
         print(f"\n({time.time() - started:.0f} s so far)\n", file=sys.stderr)
 
     if "accept" in parts:

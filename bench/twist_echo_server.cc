@@ -1,7 +1,10 @@
 // Benchmark server: twist's Echo protocol behind listenTCP; with --lines, a LineReceiver that
 // answers each "\n"-terminated line with itself (one sendLine per line: what a pipelining
 // request/response server does). --threads N: N reactors (a ReactorPool, SO_REUSEPORT);
+// --workers N: N pre-forked processes (twist/reactor/prefork.h);
 // --backend epoll|poll|select. Other flags as examples/echo_server.
+#include <sys/socket.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -12,6 +15,7 @@
 #include "twist/protocols/basic.h"
 #include "twist/protocols/wire.h"
 #include "twist/reactor/reactor.h"
+#include "twist/reactor/prefork.h"
 #include "twist/reactor/reactor_pool.h"
 
 namespace {
@@ -33,10 +37,27 @@ int main(int argc, char** argv) {
     }
   }
   auto flags = twist::examples::parseServerFlags(static_cast<int>(args.size()), args.data(),
-                                                 {"--threads", "--backend"});
+                                                 {"--threads", "--workers", "--backend"});
   std::shared_ptr<twist::Factory> (*make)() = lines ? +[] {
     return std::shared_ptr<twist::Factory>(twist::Factory::forProtocol<LineEcho>());
   } : +[] { return std::shared_ptr<twist::Factory>(twist::Factory::forProtocol<twist::wire::Echo>()); };
+  if (!flags.get("--workers").empty()) {  // pre-forked worker processes on one socket
+    int fd = twist::prefork::bindTCP(flags.port, {.interface = flags.interface, .backlog = 1024});
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    std::cout << "listening on "
+              << twist::Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).toString()
+              << std::endl;
+    return twist::prefork::run(
+        [&](size_t) {
+          twist::Reactor reactor(twist::ReactorBase::Options{.backend = flags.get("--backend")});
+          auto port = reactor.adoptStreamPort(fd, make());
+          reactor.run();
+          return 0;
+        },
+        {.workers = static_cast<size_t>(std::atoi(flags.get("--workers").c_str()))});
+  }
   if (!flags.get("--threads").empty()) {  // a ReactorPool, SO_REUSEPORT
     twist::ReactorPool::Options o;
     o.reactors = static_cast<size_t>(std::atoi(flags.get("--threads").c_str()));

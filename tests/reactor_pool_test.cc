@@ -16,8 +16,11 @@
 #include <thread>
 #include <vector>
 
+#include "tests/subprocess.h"
 #include "tests/test_util.h"
+#include "tests/tls/tls_util.h"
 #include "twist/reactor/errors.h"
+#include "twist/transports/tls.h"
 
 namespace twist {
 namespace {
@@ -250,6 +253,52 @@ TEST(ReactorPool, AdoptedSocketIsServedByEveryReactor) {
   EXPECT_EQ(::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len), 0);
   EXPECT_EQ(listening, 1);
   ::close(fd);
+}
+
+// TLS on every reactor: each gets its own TLSFactory (one shared ServerContext: OpenSSL's
+// SSL_CTX is safe to share), and 40 Python TLS clients at once are all echoed.
+TEST(ReactorPool, TLSOnEveryReactor) {
+  ReactorPool pool(twoReactors());
+  Journal journal;
+  auto context = testing::serverContext();
+  Address bound = pool.listenTCP(0,
+                                 [&](Reactor& r) {
+                                   return std::make_shared<tls::TLSFactory>(
+                                       Factory::forProtocol<Recorder>(&journal), context,
+                                       tls::LayerOptions{.clock = &r});
+                                 },
+                                 {.interface = "127.0.0.1"});
+  std::string script =
+      "import socket, ssl, threading\n"
+      "ctx = ssl.create_default_context(cafile='" +
+      testing::certFile("ca.pem") +
+      "')\n"
+      "ok = []\n"
+      "def client(i):\n"
+      "    with socket.create_connection(('127.0.0.1', " +
+      std::to_string(bound.port()) +
+      "), timeout=20) as raw:\n"
+      "        with ctx.wrap_socket(raw, server_hostname='localhost') as s:\n"
+      "            data = (b'client %d ' % i) * 500\n"
+      "            s.sendall(data)\n"
+      "            got = b''\n"
+      "            while len(got) < len(data): got += s.recv(65536)\n"
+      "            ok.append(got == data)\n"
+      "ts = [threading.Thread(target=client, args=(i,)) for i in range(40)]\n"
+      "[t.start() for t in ts]\n"
+      "[t.join() for t in ts]\n"
+      "print(sum(ok))\n";
+  int status = -1;
+  std::string out =
+      testing::shell("/usr/bin/python3 -c \"$(cat <<'PY'\n" + script + "PY\n)\"", &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(out, "40\n");
+  pool.stop();
+  pool.run();
+  EXPECT_EQ(journal.made, 40);
+  EXPECT_EQ(journal.lost, 40);
+  EXPECT_FALSE(journal.crossedThreads);
+  ASSERT_EQ(journal.connectionsPerThread.size(), 2u);
 }
 
 TEST(ReactorPool, StopBeforeRunMakesRunReturnAtOnce) {

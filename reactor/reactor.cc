@@ -1,6 +1,5 @@
 #include "twist/reactor/reactor.h"
 
-#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <stdexcept>
@@ -20,23 +19,14 @@ std::shared_ptr<IListeningPort> Reactor::adoptStreamPort(int fd, std::shared_ptr
 void Reactor::adoptStreamConnection(int fd, std::shared_ptr<Factory> factory) {
   assertInReactorThread();
   if (!factory) throw std::invalid_argument("adoptStreamConnection needs a factory");
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  int type = 0;
-  socklen_t typeLen = sizeof type;
-  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &typeLen) != 0 || type != SOCK_STREAM ||
-      ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
-      (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
-    throw std::invalid_argument("adoptStreamConnection: descriptor " + std::to_string(fd) +
-                                " is not a connected TCP socket");
-  }
-  int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  sockaddr_storage peer{};
+  socklen_t len = 0;
+  int own = tcp::duplicateSocket(fd, false, &peer, &len);
   if (own < 0) {
     throw std::system_error(errno, std::generic_category(), "adoptStreamConnection: dup");
   }
-  ::fcntl(own, F_SETFL, ::fcntl(own, F_GETFL) | O_NONBLOCK);
   tcp::serveAccepted(*this, own, factory,
-                     Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len));
+                     Address::fromSockaddr(reinterpret_cast<sockaddr*>(&peer), len));
 }
 
 std::shared_ptr<IListeningPort> Reactor::doListenTCP(uint16_t port,

@@ -310,21 +310,18 @@ ReactorBase::ReactorBase(Options options) : impl_(std::make_unique<Impl>(*this, 
   }
   impl_->base = event_base_new_with_config(cfg);
   event_config_free(cfg);
-  if (impl_->base != nullptr) {
-    impl_->selectBackend = std::string(event_base_get_method(impl_->base)) == "select";
-  }
   if (impl_->base == nullptr) {
     throw std::runtime_error(
         "twist: event_base_new failed" +
         (options.backend.empty() ? std::string() : " with backend " + options.backend));
   }
+  impl_->selectBackend = backend() == "select";
   Impl* i = impl_.get();
   i->timerEvent = event_new(i->base, -1, 0, &Impl::onTimer, i);
   i->wakeFd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (i->wakeFd < 0) throw std::runtime_error(std::string("twist: eventfd: ") + strerror(errno));
   if (!canWatch(i->wakeFd)) {
-    std::string what = "twist: the select backend cannot watch descriptor " +
-                       std::to_string(i->wakeFd) + " (FD_SETSIZE): use epoll or poll";
+    std::string what = "twist: " + cannotWatch(i->wakeFd) + ": use epoll or poll";
     ::close(i->wakeFd);
     i->wakeFd = -1;
     event_free(i->timerEvent);
@@ -378,6 +375,11 @@ std::string ReactorBase::backend() const { return event_base_get_method(impl_->b
 
 bool ReactorBase::canWatch(int fd) const {
   return fd >= 0 && (fd < FD_SETSIZE || !impl_->selectBackend);
+}
+
+std::string ReactorBase::cannotWatch(int fd) const {
+  return "the " + backend() + " backend cannot watch descriptor " + std::to_string(fd) +
+         " (FD_SETSIZE " + std::to_string(FD_SETSIZE) + ")";
 }
 
 void ReactorBase::assertInReactorThread() const {

@@ -87,6 +87,8 @@ class ReactorBase : public IReactorTime {
   // Whether the backend can watch descriptor fd: select() cannot watch one of FD_SETSIZE
   // (1024) or more (glibc aborts the process if asked to). Transports refuse such sockets.
   bool canWatch(int fd) const;
+  // Why it cannot ("the select backend cannot watch descriptor 1030 (FD_SETSIZE 1024)").
+  std::string cannotWatch(int fd) const;
 
   // Monotonic time in seconds; the clock of callLater.
   double seconds() const override;

@@ -91,46 +91,47 @@ void ReactorPool::checkNotOnAPoolThread(const char* what) const {
   }
 }
 
-void ReactorPool::onOne(size_t i, const std::function<void(Reactor&)>& fn) {
-  std::promise<void> done;
-  auto future = done.get_future();
+std::future<void> ReactorPool::post(size_t i, std::function<void(Reactor&)> fn) {
   Reactor* r = reactors_.at(i);
   if (r == nullptr) throw std::logic_error("ReactorPool: the pool has stopped");
-  r->callFromThread([r, &fn, &done] {
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> result = done->get_future();
+  r->callFromThread([r, fn = std::move(fn), done] {
     try {
       fn(*r);
-      done.set_value();
+      done->set_value();
     } catch (...) {
-      done.set_exception(std::current_exception());
+      done->set_exception(std::current_exception());
     }
   });
-  future.get();
+  return result;
 }
 
-void ReactorPool::onEach(const std::function<void(Reactor&)>& fn) {
-  checkNotOnAPoolThread("onEach");
-  std::vector<std::promise<void>> done(reactors_.size());
-  for (size_t i = 0; i < reactors_.size(); ++i) {
-    Reactor* r = reactors_[i];
+void ReactorPool::onOne(size_t i, const std::function<void(Reactor&)>& fn) { post(i, fn).get(); }
+
+void ReactorPool::onAll(const std::function<void(size_t, Reactor&)>& fn) {
+  // All or none: what is queued refers to fn, which must outlive it.
+  for (Reactor* r : reactors_) {
     if (r == nullptr) throw std::logic_error("ReactorPool: the pool has stopped");
-    r->callFromThread([r, &fn, p = &done[i]] {
-      try {
-        fn(*r);
-        p->set_value();
-      } catch (...) {
-        p->set_exception(std::current_exception());
-      }
-    });
+  }
+  std::vector<std::future<void>> done;
+  for (size_t i = 0; i < reactors_.size(); ++i) {
+    done.push_back(post(i, [&fn, i](Reactor& r) { fn(i, r); }));
   }
   std::exception_ptr first;
   for (auto& d : done) {
     try {
-      d.get_future().get();
+      d.get();
     } catch (...) {
       if (!first) first = std::current_exception();
     }
   }
   if (first) std::rethrow_exception(first);
+}
+
+void ReactorPool::onEach(const std::function<void(Reactor&)>& fn) {
+  checkNotOnAPoolThread("onEach");
+  onAll([&fn](size_t, Reactor& r) { fn(r); });
 }
 
 Address ReactorPool::adoptStreamPort(
@@ -155,12 +156,7 @@ Address ReactorPool::adoptStreamPort(
 std::vector<std::shared_ptr<Factory>> ReactorPool::makeFactories(
     const std::function<std::shared_ptr<Factory>(Reactor&)>& makeFactory, bool allowShared) {
   std::vector<std::shared_ptr<Factory>> factories(reactors_.size());
-  std::vector<Reactor*> order(reactors_);
-  onEach([&](Reactor& r) {
-    for (size_t i = 0; i < order.size(); ++i) {
-      if (order[i] == &r) factories[i] = makeFactory(r);  // each thread its own slot
-    }
-  });
+  onAll([&](size_t i, Reactor& r) { factories[i] = makeFactory(r); });  // each its own slot
   std::set<Factory*> seen;
   for (auto& f : factories) {
     if (!f) throw std::logic_error("ReactorPool: the factory maker returned nullptr");

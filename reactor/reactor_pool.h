@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -118,8 +119,14 @@ class ReactorPool {
 
  private:
   void stopAndJoin();
+  // Queues fn on reactor i's thread; the future has its outcome. Throws std::logic_error once
+  // the pool has stopped (nothing is queued then).
+  std::future<void> post(size_t i, std::function<void(Reactor&)> fn);
   // Runs fn on reactor i's thread and waits for it; rethrows its exception.
   void onOne(size_t i, const std::function<void(Reactor&)>& fn);
+  // Runs fn(i, reactor i) on every reactor's thread and waits for all; rethrows the first
+  // exception.
+  void onAll(const std::function<void(size_t, Reactor&)>& fn);
   void checkNotOnAPoolThread(const char* what) const;
   Address listenEach(uint16_t port, std::vector<std::shared_ptr<Factory>> factories,
                      const ListenPoolOptions& options);

@@ -170,9 +170,7 @@ void Connector::tryNextAddress() {
       continue;
     }
     if (!reactor_.canWatch(fd_)) {
-      lastError_ = Failure::of(ConnectError("the " + reactor_.backend() +
-                                            " backend cannot watch descriptor " +
-                                            std::to_string(fd_) + " (FD_SETSIZE)"));
+      lastError_ = Failure::of(ConnectError(reactor_.cannotWatch(fd_)));
       ::close(fd_);
       fd_ = -1;
       continue;

@@ -4,7 +4,6 @@
 #include <event2/listener.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -102,40 +101,49 @@ int bindListeningSocket(uint16_t port, const ListenTCPOptions& options) {
   return fd;
 }
 
-std::shared_ptr<Port> Port::adopt(ReactorBase& reactor, int fd, std::shared_ptr<Factory> factory,
-                                  AcceptHandler handoff) {
-  if (!factory) throw std::invalid_argument("adoptStreamPort needs a factory");
-  int listening = 0, type = 0;
-  socklen_t optLen = sizeof listening;
+int duplicateSocket(int fd, bool listening, sockaddr_storage* address, socklen_t* addressLen) {
+  int type = 0, accepting = 0;
+  socklen_t optLen = sizeof type;
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
-  bool ok = ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optLen) == 0 &&
-            ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &(optLen = sizeof type)) == 0 &&
-            ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0;
-  if (!ok || listening == 0 || type != SOCK_STREAM ||
-      (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
-    throw std::invalid_argument("adoptStreamPort: descriptor " + std::to_string(fd) +
-                                " is not a listening TCP socket");
+  bool ok =
+      ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &optLen) == 0 && type == SOCK_STREAM &&
+      ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &(optLen = sizeof accepting)) == 0 &&
+      (accepting != 0) == listening &&
+      (listening ? ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len)
+                 : ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len)) == 0 &&
+      (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+  if (!ok) {
+    throw std::invalid_argument(
+        std::string(listening ? "adoptStreamPort" : "adoptStreamConnection") + ": descriptor " +
+        std::to_string(fd) + " is not a " + (listening ? "listening" : "connected") +
+        " TCP socket");
+  }
+  if (address != nullptr) {
+    *address = ss;
+    *addressLen = len;
   }
   // Ours is a duplicate: the caller keeps (and closes) the descriptor it passed, as in Twisted.
   int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own >= 0) ::fcntl(own, F_SETFL, ::fcntl(own, F_GETFL) | O_NONBLOCK);
+  return own;
+}
+
+std::shared_ptr<Port> Port::adopt(ReactorBase& reactor, int fd, std::shared_ptr<Factory> factory) {
+  if (!factory) throw std::invalid_argument("adoptStreamPort needs a factory");
+  int own = duplicateSocket(fd, true);
   if (own < 0) {
     int err = errno;
     throw CannotListenError::fromErrno("", 0, err);
   }
-  ::fcntl(own, F_SETFL, ::fcntl(own, F_GETFL) | O_NONBLOCK);
-  auto p = start(reactor, own, std::move(factory), "", 0);
-  p->handoff_ = std::move(handoff);
-  return p;
+  return start(reactor, own, std::move(factory), "", 0);
 }
 
 std::shared_ptr<Port> Port::start(ReactorBase& reactor, int fd, std::shared_ptr<Factory> factory,
                                   const std::string& iface, uint16_t port) {
   if (!reactor.canWatch(fd)) {
     ::close(fd);
-    throw CannotListenError(iface, port,
-                            "the " + reactor.backend() + " backend cannot watch descriptor " +
-                                std::to_string(fd) + " (FD_SETSIZE)");
+    throw CannotListenError(iface, port, reactor.cannotWatch(fd));
   }
   sockaddr_storage bound{};
   socklen_t boundLen = sizeof bound;
@@ -222,10 +230,8 @@ void Port::accept(int fd, const struct sockaddr* sa, int len) {
 void serveAccepted(ReactorBase& reactor, int fd, const std::shared_ptr<Factory>& factory,
                    const Address& peer, const Address& bound) {
   if (!reactor.canWatch(fd)) {
-    log::warn("tcp.Port", "The " + reactor.backend() + " backend cannot watch descriptor " +
-                              std::to_string(fd) + " (FD_SETSIZE " + std::to_string(FD_SETSIZE) +
-                              "): closing the connection from " + peer.toString() +
-                              "; use epoll or poll for this many connections.");
+    log::warn("tcp.Port", reactor.cannotWatch(fd) + ": closing the connection from " +
+                              peer.toString() + "; use epoll or poll for this many connections.");
     ::close(fd);
     return;
   }

@@ -4,6 +4,8 @@
 // after that and after the reactor is gone. Not thread safe: use on the reactor's thread.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -27,6 +29,14 @@ namespace twist::tcp {
 // for a parent process to hand to workers (twist/reactor/prefork.h). Throws CannotListenError.
 int bindListeningSocket(uint16_t port, const ListenTCPOptions& options);
 
+// A duplicate (close-on-exec, non-blocking) of `fd`, a TCP socket made elsewhere that is
+// listening (or, with listening false, connected): what adopting works on, the caller keeping
+// fd. Its own address (listening) or its peer's is stored in *address when given. Throws
+// std::invalid_argument when fd is not such a socket; -1 (errno set) when it cannot be
+// duplicated.
+int duplicateSocket(int fd, bool listening, sockaddr_storage* address = nullptr,
+                    socklen_t* addressLen = nullptr);
+
 // Serves a connection accepted elsewhere on `reactor`: the factory builds its protocol for
 // `peer` (nullptr or an exception: the socket is closed) and a tcp::Server runs it. Owns fd
 // from the call on. `bound` is the listening address (the socket's own is used when it says
@@ -44,10 +54,10 @@ class Port : public Selectable, public IListeningPort, public std::enable_shared
                                       std::shared_ptr<Factory> factory,
                                       const ListenTCPOptions& options);
   // Listens on a socket that is already listening (Reactor::adoptStreamPort): a duplicate of
-  // fd, which the caller keeps. With `handoff`, accepted sockets go to it. Throws
-  // std::invalid_argument when fd is not a listening TCP socket.
-  static std::shared_ptr<Port> adopt(ReactorBase& reactor, int fd, std::shared_ptr<Factory> factory,
-                                     AcceptHandler handoff = nullptr);
+  // fd, which the caller keeps. Throws std::invalid_argument when fd is not a listening TCP
+  // socket.
+  static std::shared_ptr<Port> adopt(ReactorBase& reactor, int fd,
+                                     std::shared_ptr<Factory> factory);
   ~Port() override;
   Port(const Port&) = delete;
   Port& operator=(const Port&) = delete;

@@ -3,8 +3,6 @@
 // request/response server does). --threads N: N reactors (a ReactorPool, SO_REUSEPORT);
 // --workers N: N pre-forked processes (twist/reactor/prefork.h);
 // --backend epoll|poll|select. Other flags as examples/echo_server.
-#include <sys/socket.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -14,8 +12,8 @@
 #include "examples/flags.h"
 #include "twist/protocols/basic.h"
 #include "twist/protocols/wire.h"
-#include "twist/reactor/reactor.h"
 #include "twist/reactor/prefork.h"
+#include "twist/reactor/reactor.h"
 #include "twist/reactor/reactor_pool.h"
 
 namespace {
@@ -38,17 +36,16 @@ int main(int argc, char** argv) {
   }
   auto flags = twist::examples::parseServerFlags(static_cast<int>(args.size()), args.data(),
                                                  {"--threads", "--workers", "--backend"});
-  std::shared_ptr<twist::Factory> (*make)() = lines ? +[] {
-    return std::shared_ptr<twist::Factory>(twist::Factory::forProtocol<LineEcho>());
-  } : +[] { return std::shared_ptr<twist::Factory>(twist::Factory::forProtocol<twist::wire::Echo>()); };
+  std::shared_ptr<twist::Factory> (*make)() =
+      lines
+          ? +[] { return std::shared_ptr<twist::Factory>(twist::Factory::forProtocol<LineEcho>()); }
+          : +[] {
+              return std::shared_ptr<twist::Factory>(
+                  twist::Factory::forProtocol<twist::wire::Echo>());
+            };
   if (!flags.get("--workers").empty()) {  // pre-forked worker processes on one socket
     int fd = twist::prefork::bindTCP(flags.port, {.interface = flags.interface, .backlog = 1024});
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-    std::cout << "listening on "
-              << twist::Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).toString()
-              << std::endl;
+    std::cout << "listening on " << twist::prefork::localAddress(fd).toString() << std::endl;
     return twist::prefork::run(
         [&](size_t) {
           twist::Reactor reactor(twist::ReactorBase::Options{.backend = flags.get("--backend")});
@@ -72,7 +69,6 @@ int main(int argc, char** argv) {
   twist::Reactor reactor(twist::ReactorBase::Options{.backend = flags.get("--backend")});
   auto port =
       reactor.listenTCP(flags.port, make(), {.interface = flags.interface, .backlog = 1024});
-  reactor.callWhenRunning(
-      [&] { std::cout << "listening on " << port->getHost().toString() << std::endl; });
+  twist::examples::announceWhenRunning(reactor, port);
   reactor.run();
 }

@@ -30,7 +30,6 @@ int main(int argc, char** argv) {
     std::cerr << e.what() << std::endl;
     return 1;
   }
-  reactor.callWhenRunning(
-      [&] { std::cout << "listening on " << port->getHost().toString() << std::endl; });
+  twist::examples::announceWhenRunning(reactor, port);
   reactor.run();
 }

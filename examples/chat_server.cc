@@ -20,8 +20,7 @@ int main(int argc, char** argv) {
     std::cerr << e.what() << std::endl;
     return 1;
   }
-  reactor.callWhenRunning(
-      [&] { std::cout << "listening on " << port->getHost().toString() << std::endl; });
+  twist::examples::announceWhenRunning(reactor, port);
   reactor.run();
   return 0;
 }

@@ -13,16 +13,14 @@
 // (SIGHUP replaces them one at a time; a stopping worker finishes its connections first, for at
 // most --drain-timeout seconds, default 10). Started by systemd with a socket (LISTEN_FDS), it
 // serves that socket.
-#include <sys/socket.h>
-
 #include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "examples/echo.h"
 #include "examples/flags.h"
-#include "twist/protocols/policies.h"
 #include "twist/reactor/errors.h"
 #include "twist/reactor/prefork.h"
 #include "twist/reactor/protocol.h"
@@ -30,24 +28,7 @@
 #include "twist/reactor/reactor_pool.h"
 #include "twist/transports/tcp_port.h"
 
-class Echo : public twist::Protocol, public twist::TimeoutMixin {
- public:
-  Echo(twist::IReactorTime* clock, double idleTimeout)
-      : TimeoutMixin(*clock), idleTimeout_(idleTimeout) {}
-  void connectionMade() override {
-    // Probes after 60 s of silence, every 10 s; 6 unanswered ones end the connection.
-    transport()->setTcpKeepAliveTimes(60, 10, 6);
-    if (idleTimeout_ > 0) setTimeout(idleTimeout_);
-  }
-  void dataReceived(std::string_view data) override {
-    resetTimeout();
-    transport()->write(data);
-  }
-  void connectionLost(const twist::Failure&) override { setTimeout(std::nullopt); }
-
- private:
-  double idleTimeout_;
-};
+using Echo = twist::examples::IdleEcho;
 
 namespace {
 
@@ -113,8 +94,7 @@ int serve(const twist::examples::ServerFlags& flags, std::optional<int> fd, bool
   }
   if (drain) twist::prefork::drainOnShutdown(*reactor, port);
   if (announce) {
-    reactor->callWhenRunning(
-        [&] { std::cout << "listening on " << port->getHost().toString() << std::endl; });
+    twist::examples::announceWhenRunning(*reactor, port);
   }
   reactor->run();
   return 0;
@@ -137,12 +117,7 @@ int serveOnWorkers(const twist::examples::ServerFlags& flags, std::optional<int>
     std::cerr << e.what() << std::endl;
     return 1;
   }
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-  std::cout << "listening on "
-            << twist::Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len).toString()
-            << std::endl;
+  std::cout << "listening on " << twist::prefork::localAddress(fd).toString() << std::endl;
   return twist::prefork::run([&](size_t) { return serve(flags, fd, false, true); },
                              {.workers = static_cast<size_t>(n)});
 }

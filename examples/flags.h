@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -74,6 +75,14 @@ inline ServerFlags parseServerFlags(int argc, char** argv, std::vector<std::stri
     }
   }
   return flags;
+}
+
+// Prints "listening on HOST:PORT" once `reactor` runs: the line tests/ and bench/ read the
+// port from (with --port 0). `port` (a shared_ptr to the listening port) must outlive run().
+template <class Reactor, class PortPtr>
+void announceWhenRunning(Reactor& reactor, const PortPtr& port) {
+  reactor.callWhenRunning(
+      [&port] { std::cout << "listening on " << port->getHost().toString() << std::endl; });
 }
 
 struct ClientFlags {

@@ -13,20 +13,19 @@
 #include <iostream>
 #include <optional>
 
+#include "examples/echo.h"
 #include "examples/flags.h"
-#include "twist/protocols/policies.h"
 #include "twist/reactor/errors.h"
 #include "twist/reactor/protocol.h"
 #include "twist/reactor/reactor.h"
 #include "twist/transports/tls.h"
 
-class Echo : public twist::Protocol, public twist::TimeoutMixin {
+// The echo of examples/echo_server, saying who connected and how.
+class Echo : public twist::examples::IdleEcho {
  public:
-  Echo(twist::IReactorTime* clock, double idleTimeout)
-      : TimeoutMixin(*clock), idleTimeout_(idleTimeout) {}
+  using IdleEcho::IdleEcho;
   void connectionMade() override {
-    transport()->setTcpKeepAliveTimes(60, 10, 6);
-    if (idleTimeout_ > 0) setTimeout(idleTimeout_);
+    IdleEcho::connectionMade();
     // The handshake is done here: who the client is, and how it is protected, are known.
     if (auto* tls = twist::tls::tlsTransport(*this)) {
       std::string who = transport()->getPeer().toString();
@@ -34,14 +33,6 @@ class Echo : public twist::Protocol, public twist::TimeoutMixin {
       std::cout << who << ": " << tls->version() << " " << tls->cipher() << std::endl;
     }
   }
-  void dataReceived(std::string_view data) override {
-    resetTimeout();
-    transport()->write(data);
-  }
-  void connectionLost(const twist::Failure&) override { setTimeout(std::nullopt); }
-
- private:
-  double idleTimeout_;
 };
 
 int main(int argc, char** argv) {
@@ -69,8 +60,7 @@ int main(int argc, char** argv) {
     std::cerr << e.what() << std::endl;
     return 1;
   }
-  reactor.callWhenRunning(
-      [&] { std::cout << "listening on " << port->getHost().toString() << std::endl; });
+  twist::examples::announceWhenRunning(reactor, port);
   reactor.run();
   return 0;
 }

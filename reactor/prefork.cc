@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +27,15 @@ namespace twist::prefork {
 
 int bindTCP(uint16_t port, const ListenTCPOptions& options) {
   return tcp::bindListeningSocket(port, options);
+}
+
+Address localAddress(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    throw std::system_error(errno, std::generic_category(), "getsockname");
+  }
+  return Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
 }
 
 std::vector<int> listenFds() {

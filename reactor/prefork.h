@@ -34,6 +34,9 @@ namespace twist::prefork {
 // the workers to adopt. Throws CannotListenError.
 int bindTCP(uint16_t port, const ListenTCPOptions& options = {});
 
+// The address socket `fd` is bound to (one from bindTCP or listenFds): to say where it listens.
+Address localAddress(int fd);
+
 // systemd socket activation (sd_listen_fds): the descriptors systemd passed (3, 4, ...) when
 // LISTEN_PID is this process and LISTEN_FDS says how many; otherwise none. The variables are
 // removed from the environment (so children do not take them as theirs), and the descriptors

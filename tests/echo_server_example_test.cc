@@ -12,6 +12,7 @@
 namespace {
 
 using twist::testing::portFrom;
+using twist::testing::python;
 using twist::testing::shell;
 
 // The echo server binary, with `args`.
@@ -58,7 +59,7 @@ TEST(EchoServerExample, ThreadsServeConcurrentClientsThenExitZeroOnSigterm) {
         "[t.join() for t in ts]\n"
         "print(sum(ok))\n";
     int status = -1;
-    std::string out = shell("python3 -c \"$(cat <<'PYEOF'\n" + py + "PYEOF\n)\"", &status);
+    std::string out = python(py, &status);
     EXPECT_EQ(status, 0);
     EXPECT_EQ(out, "50\n");
     status = server.signalAndWait(SIGTERM);
@@ -93,7 +94,7 @@ TEST(EchoServerExample, ServesNcAndPythonThenExitsZeroOnSigterm) {
       "    if not chunk: break\n"
       "    got += chunk\n"
       "print('ok' if bytes(got) == data else 'mismatch %d' % len(got))\n";
-  std::string out = shell("python3 -c \"$(cat <<'PYEOF'\n" + py + "PYEOF\n)\"", &status);
+  std::string out = python(py, &status);
   EXPECT_EQ(status, 0);
   EXPECT_EQ(out, "ok\n");
 

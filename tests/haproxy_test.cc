@@ -23,6 +23,7 @@
 namespace {
 
 using twist::testing::connectTo;
+using twist::testing::eventually;
 using twist::testing::portFrom;
 using twist::testing::recvAtMost;
 using twist::testing::sendAll;
@@ -30,26 +31,11 @@ using twist::testing::Subprocess;
 
 constexpr const char* kHAProxy = "/usr/sbin/haproxy";
 
+// A port nobody listens on now, for HAProxy's front end (which cannot say what it bound).
 uint16_t freePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  socklen_t len = sizeof sa;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  ::close(fd);
-  return ntohs(sa.sin_port);
-}
-
-template <class F>
-bool eventually(F cond, double seconds = 20) {
-  auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return cond();
+  uint16_t port = 0;
+  ::close(twist::testing::bindLoopback(SOCK_STREAM, &port));
+  return port;
 }
 
 // One conversation through HAProxy: 20 blocks of 1 KiB, each echoed before the next is sent.

@@ -22,6 +22,7 @@
 namespace {
 
 using twist::testing::connectTo;
+using twist::testing::eventually;
 using twist::testing::portFrom;
 using twist::testing::recvAtMost;
 using twist::testing::sendAll;
@@ -33,17 +34,6 @@ std::set<pid_t> childrenOf(pid_t pid) {
   std::set<pid_t> out;
   for (pid_t c; f >> c;) out.insert(c);
   return out;
-}
-
-// Polls `cond` until it holds or `seconds` pass (a process elsewhere changes what it sees).
-template <class F>
-bool eventually(F cond, double seconds = 20) {
-  auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return cond();
 }
 
 bool echoes(uint16_t port, const std::string& line) {

@@ -248,10 +248,7 @@ TEST(ReactorPool, AdoptedSocketIsServedByEveryReactor) {
   EXPECT_EQ(journal.lost, 200);
   EXPECT_FALSE(journal.crossedThreads);
   // The caller's descriptor is still open and listening.
-  int listening = 0;
-  socklen_t len = sizeof listening;
-  EXPECT_EQ(::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len), 0);
-  EXPECT_EQ(listening, 1);
+  EXPECT_TRUE(testing::isListening(fd));
   ::close(fd);
 }
 
@@ -289,8 +286,7 @@ TEST(ReactorPool, TLSOnEveryReactor) {
       "[t.join() for t in ts]\n"
       "print(sum(ok))\n";
   int status = -1;
-  std::string out =
-      testing::shell("/usr/bin/python3 -c \"$(cat <<'PY'\n" + script + "PY\n)\"", &status);
+  std::string out = testing::python(script, &status);
   EXPECT_EQ(status, 0);
   EXPECT_EQ(out, "40\n");
   pool.stop();

@@ -9,10 +9,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern char** environ;
@@ -131,6 +133,24 @@ inline std::string shell(const std::string& command, int* status) {
   while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
   *status = ::pclose(f);
   return out;
+}
+
+// Runs a Python script (python3 -c, through a quoted here-document: no escaping of the script
+// for the shell); returns its stdout and sets *status to its wait status.
+inline std::string python(const std::string& script, int* status) {
+  return shell("/usr/bin/python3 -c \"$(cat <<'PY'\n" + script + "PY\n)\"", status);
+}
+
+// Polls `cond` every 5 ms until it holds or `seconds` pass: for what another process changes,
+// which no reactor of the test's can be driven to see. True if it held.
+template <class F>
+bool eventually(F cond, double seconds = 20) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return cond();
 }
 
 }  // namespace twist::testing

@@ -140,24 +140,10 @@ TEST(Tcp, TheSelectBackendRefusesDescriptorsItCannotWatch) {
   EXPECT_EQ(echoed, "served");
 }
 
-// A listening socket on 127.0.0.1, made by hand (what a parent process or systemd hands over).
-int listeningSocket(uint16_t* port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-  EXPECT_EQ(::listen(fd, 16), 0);
-  socklen_t len = sizeof sa;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  *port = ntohs(sa.sin_port);
-  return fd;
-}
-
 TEST(Tcp, AdoptStreamPortServesASocketMadeElsewhere) {
   Reactor r(quietOptions());
   uint16_t p = 0;
-  int fd = listeningSocket(&p);
+  int fd = testing::bindLoopback(SOCK_STREAM, &p, 16);  // made by hand, as a parent would
   auto port = r.adoptStreamPort(fd, Factory::forProtocol<wire::Echo>());
   EXPECT_EQ(port->getHost().port(), p);
   std::string got;
@@ -167,10 +153,7 @@ TEST(Tcp, AdoptStreamPortServesASocketMadeElsewhere) {
   // The port works on a duplicate: stopping it leaves the caller's descriptor open, listening.
   (void)port->stopListening();
   EXPECT_GE(::fcntl(fd, F_GETFD), 0);
-  int listening = 0;
-  socklen_t len = sizeof listening;
-  EXPECT_EQ(::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len), 0);
-  EXPECT_EQ(listening, 1);
+  EXPECT_TRUE(testing::isListening(fd));
   ::close(fd);
 }
 
@@ -191,7 +174,7 @@ TEST(Tcp, AdoptingWhatIsNotAListeningTCPSocketIsRefused) {
 TEST(Tcp, AdoptStreamConnectionServesASocketAcceptedElsewhere) {
   Reactor r(quietOptions());
   uint16_t p = 0;
-  int lfd = listeningSocket(&p);
+  int lfd = testing::bindLoopback(SOCK_STREAM, &p, 16);
   auto f = std::make_shared<ScriptedFactory>();
   f->hooks.data = [](Protocol& proto, std::string_view d) { proto.transport()->write(d); };
   int client = connectTo(p);

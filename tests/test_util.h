@@ -41,6 +41,13 @@ inline constexpr bool kSanitized = false;
 inline constexpr bool kSanitized = false;
 #endif
 
+// True if fd is an open socket that is listening (SO_ACCEPTCONN).
+inline bool isListening(int fd) {
+  int listening = 0;
+  socklen_t len = sizeof listening;
+  return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening == 1;
+}
+
 // Records every log event while it is installed; restores the default on destruction.
 class LogCapture : public log::Observer {
  public:

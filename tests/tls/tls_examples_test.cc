@@ -17,6 +17,7 @@ namespace {
 
 using testing::certFile;
 using testing::portFrom;
+using testing::python;
 using testing::shell;
 using testing::Subprocess;
 
@@ -78,15 +79,15 @@ TEST(TLSEchoExamples, ThePlainTextClientIsRefused) {
   int status = -1;
   // A plain client: the server closes without a word (OpenSSL sends no alert for a record
   // that is not TLS at all, as s_server does not); nothing is echoed, and the close is clean.
-  std::string out = shell(
-      "/usr/bin/python3 -c \"import socket\n"
+  std::string out = python(
+      "import socket\n"
       "s = socket.create_connection(('127.0.0.1', " +
           server.port +
           "))\n"
-          "s.sendall(b'hello\\\\n')\n"
+          "s.sendall(b'hello\\n')\n"
           "got = b''\n"
           "while (chunk := s.recv(4096)): got += chunk\n"
-          "print(got.hex())\"",
+          "print(got.hex())\n",
       &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_EQ(out, "\n");
@@ -114,7 +115,7 @@ TEST(STARTTLSExample, PythonClientUpgrades) {
       "t.sendall(b'STARTTLS\\r\\n')\n"
       "print(t.recv(100).decode().strip())\n";
   int status = -1;
-  std::string out = shell("/usr/bin/python3 -c \"$(cat <<'PY'\n" + script + "PY\n)\"", &status);
+  std::string out = python(script, &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_EQ(out, "plain: before\nOK begin TLS\ntls: after\nERR already TLS\n");
   EXPECT_NE(server.readLine().find("upgraded to TLS"), std::string::npos);
@@ -140,7 +141,7 @@ TEST(STARTTLSExample, PlaintextAfterSTARTTLSIsDroppedNotRunAsTLS) {
       "t.sendall(b'after\\r\\n')\n"
       "print(t.recv(100).decode().strip())\n";
   int status = -1;
-  std::string out = shell("/usr/bin/python3 -c \"$(cat <<'PY'\n" + script + "PY\n)\"", &status);
+  std::string out = python(script, &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_EQ(out, "OK begin TLS\ntls: after\n");
   EXPECT_NE(server.readLine().find("dropped 10 bytes"), std::string::npos);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/raw_util.h"
 #include "examples/flags.h"
 
 namespace {
@@ -36,20 +37,8 @@ void closeConn(Conn* c) {
 
 int main(int argc, char** argv) {
   auto flags = twist::examples::parseServerFlags(argc, argv);
-  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-  int one = 1;
-  ::setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(flags.port);
-  inet_pton(AF_INET, flags.interface.c_str(), &sa.sin_addr);
-  if (::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(lfd, 1024) != 0) {
-    std::perror("listen");
-    return 1;
-  }
-  socklen_t len = sizeof sa;
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len);
-  std::cout << "listening on " << flags.interface << ":" << ntohs(sa.sin_port) << std::endl;
+  int lfd = twist::bench::listenAnnounced(flags.interface, flags.port);
+  if (lfd < 0) return 1;
 
   int ep = epoll_create1(0);
   epoll_event lev{};

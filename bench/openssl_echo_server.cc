@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/raw_util.h"
 #include "examples/flags.h"
 
 namespace {
@@ -116,20 +117,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-  int one = 1;
-  ::setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(flags.port);
-  inet_pton(AF_INET, flags.interface.c_str(), &sa.sin_addr);
-  if (::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(lfd, 1024) != 0) {
-    std::perror("listen");
-    return 1;
-  }
-  socklen_t len = sizeof sa;
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len);
-  std::cout << "listening on " << flags.interface << ":" << ntohs(sa.sin_port) << std::endl;
+  int lfd = twist::bench::listenAnnounced(flags.interface, flags.port);
+  if (lfd < 0) return 1;
 
   int ep = epoll_create1(0);
   epoll_event lev{};
@@ -145,6 +134,7 @@ int main(int argc, char** argv) {
       if (c == nullptr) {
         int fd;
         while ((fd = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK)) >= 0) {
+          int one = 1;
           ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
           c = new Conn{fd, SSL_new(ctx), false, {}, EPOLLIN};
           SSL_set_fd(c->ssl, fd);

@@ -16,15 +16,13 @@ Usage (after `bazel build -c opt //bench:all`; bench/run_cores.sh does both):
   bench/run_cores.py [--rounds 5] [--seconds 2] [--cores N] [--only backends,reactors,accept]
 """
 import argparse
-import glob
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_pingpong import fmt, raise_fd_limit  # noqa: E402
+from run_pingpong import fmt, run_pair  # noqa: E402
 
 CLIENT = "bazel-bin/bench/pingpong_client"
 BIN = {
@@ -34,43 +32,9 @@ BIN = {
 }
 
 
-def cpu_all_threads(pid):
-    """CPU seconds of pid's threads and of its child processes' (pre-forked workers)."""
-    total = 0
-    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
-        try:
-            with open(path) as f:
-                total += int(f.read().split()[0])
-        except OSError:
-            pass
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            children = [int(c) for c in f.read().split()]
-    except OSError:
-        children = []
-    return total / 1e9 + sum(cpu_all_threads(c) for c in children)
-
-
 def run(server_args, client_args, seconds, pin):
-    prefix_s = ["taskset", "-c", "0"] if pin else []
-    prefix_c = ["taskset", "-c", "1"] if pin else []
-    srv = subprocess.Popen(prefix_s + server_args + ["--port", "0"], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True, preexec_fn=raise_fd_limit)
-    try:
-        port = srv.stdout.readline().strip().rsplit(":", 1)[1]
-        cpu0 = cpu_all_threads(srv.pid)
-        out = subprocess.run(prefix_c + [CLIENT, "--port", port, "--seconds", str(seconds)] +
-                             client_args, capture_output=True, text=True,
-                             preexec_fn=raise_fd_limit, timeout=seconds + 120)
-        cpu = cpu_all_threads(srv.pid) - cpu0
-    finally:
-        srv.terminate()
-        srv.wait()
-    if out.returncode != 0:
-        return None  # the server refused (select past FD_SETSIZE) or failed
-    r = {k: float(v) for k, v in (kv.split("=") for kv in out.stdout.split())}
-    r["cpu"] = cpu
-    return r
+    """None when the client failed: the server refused (select past FD_SETSIZE) or failed."""
+    return run_pair(server_args, [CLIENT] + client_args, seconds, pin)[0]
 
 
 def interleave(rounds, cells, servers, runner):

@@ -25,6 +25,7 @@ libevent server's place, labelled "before": a change is then measured against th
 it in the same interleaved rounds, which a comparison across runs on a noisy machine cannot do.
 """
 import argparse
+import glob
 import os
 import resource
 import statistics
@@ -54,6 +55,49 @@ def cpu_seconds(pid):
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_all(pid):
+    """CPU seconds of pid's threads and of its child processes' (pre-forked workers)."""
+    total = 0
+    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            with open(path) as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        children = []
+    return total / 1e9 + sum(cpu_all(c) for c in children)
+
+
+def run_pair(server_cmd, client_cmd, seconds, pin=True):
+    """Starts server_cmd with --port 0, reads its "listening on HOST:PORT" line, runs client_cmd
+    with --port PORT and --seconds, and stops the server. Pinned: server on CPU 0, client on
+    CPU 1. Returns (the client's key=value result with "cpu", the server's CPU seconds over all
+    its threads and processes; or None if the client failed, and the client's stderr)."""
+    prefix_s = ["taskset", "-c", "0"] if pin else []
+    prefix_c = ["taskset", "-c", "1"] if pin else []
+    srv = subprocess.Popen(prefix_s + server_cmd + ["--port", "0"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True, preexec_fn=raise_fd_limit)
+    try:
+        port = srv.stdout.readline().strip().rsplit(":", 1)[1]
+        cpu0 = cpu_all(srv.pid)
+        out = subprocess.run(prefix_c + client_cmd + ["--port", port, "--seconds", str(seconds)],
+                             capture_output=True, text=True, preexec_fn=raise_fd_limit,
+                             timeout=seconds + 120)
+        cpu = cpu_all(srv.pid) - cpu0
+    finally:
+        srv.terminate()
+        srv.wait()
+    if out.returncode != 0:
+        return None, out.stderr.strip()
+    r = {k: float(v) for k, v in (kv.split("=") for kv in out.stdout.split())}
+    r["cpu"] = cpu
+    return r, out.stderr.strip()
 
 
 SEND_SYSCALLS = ["sendmsg", "sendto", "write", "writev"]

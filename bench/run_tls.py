@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_pingpong import cpu_seconds, fmt, raise_fd_limit, size_name  # noqa: E402
+from run_pingpong import fmt, run_pair, size_name  # noqa: E402
 
 SERVERS = ["twist", "openssl"]
 BINARIES = {
@@ -43,25 +43,10 @@ def make_certificate(directory):
 
 
 def run_one(server, mode, size, conns, seconds, cert, key):
-    srv = subprocess.Popen(["taskset", "-c", "0", BINARIES[server], "--port", "0",
-                            "--cert", cert, "--key", key],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                           preexec_fn=raise_fd_limit)
-    try:
-        port = srv.stdout.readline().strip().rsplit(":", 1)[1]
-        cpu0 = cpu_seconds(srv.pid)
-        out = subprocess.run(["taskset", "-c", "1", CLIENT, "--port", port, "--conns", str(conns),
-                              "--size", str(size), "--seconds", str(seconds), "--mode", mode],
-                             capture_output=True, text=True, preexec_fn=raise_fd_limit,
-                             timeout=seconds + 60)
-        cpu = cpu_seconds(srv.pid) - cpu0
-    finally:
-        srv.terminate()
-        srv.wait()
-    if out.returncode != 0:
-        raise RuntimeError(f"client failed against {server}: {out.stderr.strip()}")
-    r = {k: float(v) for k, v in (kv.split("=") for kv in out.stdout.split())}
-    r["cpu"] = cpu
+    r, err = run_pair([BINARIES[server], "--cert", cert, "--key", key],
+                      [CLIENT, "--conns", str(conns), "--size", str(size), "--mode", mode], seconds)
+    if r is None:
+        raise RuntimeError(f"client failed against {server}: {err}")
     return r
 
 

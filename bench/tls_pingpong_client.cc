@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/raw_util.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -240,14 +242,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  double p50 = 0, p99 = 0;
-  if (!latencyUs.empty()) {
-    std::sort(latencyUs.begin(), latencyUs.end());
-    p50 = latencyUs[latencyUs.size() / 2];
-    p99 = latencyUs[std::min(latencyUs.size() - 1, latencyUs.size() * 99 / 100)];
-  }
-  std::printf("bytes=%llu msgs=%llu seconds=%.4f p50_us=%.1f p99_us=%.1f\n", bytes, msgs, elapsed,
-              p50, p99);
+  twist::bench::printResult(bytes, msgs,
+                            std::chrono::duration<double>(Clock::now() - start).count(), latencyUs);
   return 0;
 }

@@ -132,6 +132,11 @@ TEST(ReactorPool, OneFactoryForTwoReactorsMustBeThreadSafe) {
   EXPECT_THROW(pool.listenTCP(0, [](Reactor&) { return std::shared_ptr<Factory>(); },
                               {.interface = "127.0.0.1"}),
                std::logic_error);
+  // The same factory from the maker is fine when it is thread-safe.
+  auto threadSafe = ThreadSafeFactory::forProtocol<Recorder>(&journal);
+  Address sharedPort =
+      pool.listenTCP(0, [&](Reactor&) { return threadSafe; }, {.interface = "127.0.0.1"});
+  EXPECT_TRUE(echoes(sharedPort.port(), 10));
 
   struct Counting : ThreadSafeFactory {
     std::atomic<int> starts{0}, stops{0}, built{0};
@@ -157,6 +162,7 @@ TEST(ReactorPool, OneFactoryForTwoReactorsMustBeThreadSafe) {
   }
   EXPECT_EQ(shared->stops.load(), 1);
   EXPECT_EQ(shared->built.load(), 40);
+  EXPECT_EQ(journal.made, 50);  // and the 10 of the ThreadSafeFactory::forProtocol one
   EXPECT_FALSE(journal.crossedThreads);
 }
 

@@ -50,6 +50,12 @@ void ProtocolWrapper::connectionLost(const Failure& reason) {
   wrapped_->notifyConnectionLost(reason);
 }
 
+void ProtocolWrapper::sendFileDescriptor(int fd) {
+  auto* local = dynamic_cast<IUNIXTransport*>(transport());
+  if (local == nullptr) throw std::logic_error("sendFileDescriptor: not a UNIX socket connection");
+  local->sendFileDescriptor(fd);
+}
+
 void ProtocolWrapper::insertLayer(const LayerMaker& makeLayer) {
   if (disconnecting()) return;
   std::shared_ptr<Protocol> layer = makeLayer(wrapped_);

@@ -49,7 +49,10 @@ class TimeoutMixin {
 // protocol is. Made by a WrappingFactory, or by hand (in tests, over a StringTransport).
 class WrappingFactory;
 
-class ProtocolWrapper : public Protocol, public ITransport, public IHalfCloseableProtocol {
+class ProtocolWrapper : public Protocol,
+                        public ITransport,
+                        public IHalfCloseableProtocol,
+                        public IUNIXTransport {
  public:
   // `factory` (may be null) hears of the connection (registerProtocol/unregisterProtocol); the
   // factory that made the wrapper passes itself.
@@ -66,6 +69,10 @@ class ProtocolWrapper : public Protocol, public ITransport, public IHalfCloseabl
   }
   void readConnectionLost() override { wrapped_->halfCloseable()->readConnectionLost(); }
   void writeConnectionLost() override { wrapped_->halfCloseable()->writeConnectionLost(); }
+  // Descriptors passed over a UNIX socket go straight to the wrapped protocol.
+  IFileDescriptorReceiver* fileDescriptorReceiver() override {
+    return wrapped_->fileDescriptorReceiver();
+  }
 
   // ---- the transport side, called by the wrapped protocol: forwarded to transport() ----
   void write(std::string_view data) override { transport()->write(data); }
@@ -98,6 +105,8 @@ class ProtocolWrapper : public Protocol, public ITransport, public IHalfCloseabl
   WriteBufferLimits writeBufferLimits() const override { return transport()->writeBufferLimits(); }
   bool disconnecting() const override { return transport()->disconnecting(); }
   size_t bufferedSize() const override { return transport()->bufferedSize(); }
+  // Forwarded to a UNIX socket's transport; std::logic_error over anything else.
+  void sendFileDescriptor(int fd) override;
   // The layer goes between this wrapper and the wrapped protocol.
   void insertLayer(const LayerMaker& makeLayer) override;
 

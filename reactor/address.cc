@@ -4,7 +4,9 @@
 #include <netinet/in.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <stdexcept>
 
 namespace twist {
@@ -23,9 +25,12 @@ Address Address::fromSockaddr(const sockaddr* sa, socklen_t len) {
   }
   if (sa->sa_family == AF_UNIX && len >= static_cast<socklen_t>(offsetof(sockaddr_un, sun_path))) {
     const auto* un = reinterpret_cast<const sockaddr_un*>(sa);
-    size_t n = static_cast<size_t>(len) - offsetof(sockaddr_un, sun_path);
+    size_t n =
+        std::min(static_cast<size_t>(len) - offsetof(sockaddr_un, sun_path), sizeof un->sun_path);
     std::string path(un->sun_path, n);
-    if (!path.empty() && path[0] != '\0') path.resize(path.find('\0'));  // a file path
+    if (!path.empty() && path[0] != '\0') {  // a file path: up to its NUL, if it has one
+      if (size_t end = path.find('\0'); end != std::string::npos) path.resize(end);
+    }
     return UNIXAddress{path};
   }
   throw std::invalid_argument("unsupported socket address family " + std::to_string(sa->sa_family));
@@ -38,6 +43,14 @@ std::string Address::host() const {
   return "";
 }
 
+namespace {
+// An abstract name with '@' for its leading NUL (as ss and systemd print them).
+std::string shownPath(const std::string& path) {
+  if (path.empty() || path[0] != '\0') return path;
+  return "@" + path.substr(1);
+}
+}  // namespace
+
 uint16_t Address::port() const {
   if (auto* a = get<IPv4Address>()) return a->port;
   if (auto* a = get<IPv6Address>()) return a->port;
@@ -47,7 +60,7 @@ uint16_t Address::port() const {
 std::string Address::toString() const {
   if (auto* a = get<IPv4Address>()) return a->host + ":" + std::to_string(a->port);
   if (auto* a = get<IPv6Address>()) return "[" + a->host + "]:" + std::to_string(a->port);
-  if (auto* a = get<UNIXAddress>()) return a->path;
+  if (auto* a = get<UNIXAddress>()) return shownPath(a->path);
   return "";
 }
 
@@ -58,11 +71,37 @@ std::string Address::repr() const {
   if (auto* a = get<IPv6Address>()) {
     return "IPv6Address(host='" + a->host + "', port=" + std::to_string(a->port) + ")";
   }
-  if (auto* a = get<UNIXAddress>()) return "UNIXAddress('" + a->path + "')";
+  if (auto* a = get<UNIXAddress>()) {
+    std::string r = "UNIXAddress('" + shownPath(a->path) + "'";
+    if (a->credentials) {
+      r += ", pid=" + std::to_string(a->credentials->pid) +
+           ", uid=" + std::to_string(a->credentials->uid) +
+           ", gid=" + std::to_string(a->credentials->gid);
+    }
+    return r + ")";
+  }
   return "None";
 }
 
 std::ostream& operator<<(std::ostream& os, const Address& a) { return os << a.repr(); }
+
+bool makeUNIXSockaddr(std::string_view path, sockaddr_storage* out, socklen_t* len) {
+  *out = sockaddr_storage{};
+  auto* un = reinterpret_cast<sockaddr_un*>(out);
+  std::string p(path);
+  bool abstract = !p.empty() && (p[0] == '\0' || p[0] == '@');
+  if (abstract) {
+    p[0] = '\0';
+  } else if (p.find('\0') != std::string::npos) {
+    return false;
+  }
+  // A file path needs room for its terminating NUL; an abstract name is counted by length.
+  if (p.empty() || p.size() + (abstract ? 0 : 1) > sizeof un->sun_path) return false;
+  un->sun_family = AF_UNIX;
+  std::memcpy(un->sun_path, p.data(), p.size());
+  *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + p.size() + (abstract ? 0 : 1));
+  return true;
+}
 
 bool parseIPAddress(std::string_view host, uint16_t port, sockaddr_storage* out, socklen_t* len) {
   // inet_pton reads a C string: a NUL inside the view would cut it short ("127.0.0.1\0junk").

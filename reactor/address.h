@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -28,9 +29,21 @@ struct IPv6Address {
   bool operator==(const IPv6Address&) const = default;
 };
 
-// A UNIX socket's path; one that starts with a NUL byte is in Linux's abstract namespace.
+// Who is at the other end of a UNIX socket, as the kernel saw it when the connection was made
+// (SO_PEERCRED): not something the peer can claim.
+struct UNIXCredentials {
+  int pid = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  bool operator==(const UNIXCredentials&) const = default;
+};
+
+// A UNIX socket's path; one that starts with a NUL byte is in Linux's abstract namespace (no
+// file; shown with '@' in its place). A connection's peer address carries the peer process's
+// credentials; a path alone (a listening socket, a destination) has none.
 struct UNIXAddress {
   std::string path;
+  std::optional<UNIXCredentials> credentials{};
   bool operator==(const UNIXAddress&) const = default;
 };
 
@@ -77,6 +90,10 @@ class Address {
 };
 
 std::ostream& operator<<(std::ostream& os, const Address& a);
+
+// Fills a sockaddr_un for `path` (a leading NUL or '@': the abstract namespace). False when the
+// path is empty, too long for sun_path, or (a file path) has a NUL byte in it.
+bool makeUNIXSockaddr(std::string_view path, sockaddr_storage* out, socklen_t* len);
 
 // Parses a numeric IPv4 or IPv6 address ("127.0.0.1", "::1") into a socket address with `port`.
 // False for anything else (a name, garbage, a string with a NUL byte in it). The one parser the

@@ -20,6 +20,33 @@ CannotListenError CannotListenError::fromErrno(std::string interface, uint16_t p
   return CannotListenError(std::move(interface), port, std::strerror(err), osErrorCode(err));
 }
 
+namespace {
+// A UNIX socket path for a message: an abstract name's leading NUL as '@', any other NUL as
+// "\0" (what() is a C string).
+std::string shownPath(const std::string& path) {
+  std::string shown;
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] != '\0') {
+      shown += path[i];
+    } else {
+      shown += i == 0 ? "@" : "\\0";
+    }
+  }
+  return shown;
+}
+}  // namespace
+
+CannotListenError::CannotListenError(PathTag, const std::string& path, const std::string& why,
+                                     std::error_code code)
+    : Error("Couldn't listen on " + shownPath(path) + ": " + why + ".", code),
+      interface_(path),
+      port_(0) {}
+
+CannotListenError CannotListenError::forPath(const std::string& path, const std::string& why,
+                                             std::error_code code) {
+  return CannotListenError(PathTag{}, path, why, code);
+}
+
 const Failure& ConnectionDone::failure() {
   static const Failure f = Failure::of(ConnectionDone());
   return f;

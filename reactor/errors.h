@@ -80,12 +80,19 @@ class CannotListenError : public Error {
                     std::error_code code = {});
   // "Couldn't listen on 127.0.0.1:8000: Address already in use."
   static CannotListenError fromErrno(std::string interface, uint16_t port, int err);
+  // For a UNIX socket: "Couldn't listen on /run/x.sock: Address already in use." (interface() is
+  // the path, port() 0).
+  static CannotListenError forPath(const std::string& path, const std::string& why,
+                                   std::error_code code = {});
   const std::string& interface() const { return interface_; }
   uint16_t port() const { return port_; }
 
  private:
   std::string interface_;
   uint16_t port_;
+
+  struct PathTag {};
+  CannotListenError(PathTag, const std::string& path, const std::string& why, std::error_code code);
 };
 
 // Base of the reasons handed to Protocol::connectionLost.

@@ -69,7 +69,7 @@ class IConnector : public std::enable_shared_from_this<IConnector> {
 struct ListenTCPOptions {
   // "" = every IPv4 interface, "::" = every IPv6 one (and IPv4 too unless ipv6Only), or an
   // address such as "127.0.0.1" or "::1".
-  std::string interface{};
+  std::string interface {};
   // 0: the system's maximum (/proc/sys/net/core/somaxconn, as Go reads it; SOMAXCONN when that
   // is unreadable). A small backlog drops the SYNs of a burst of clients, which then wait a full
   // second to retry.
@@ -122,6 +122,54 @@ class IReactorTCP {
   virtual std::shared_ptr<IConnector> doConnectTCP(std::string_view host, uint16_t port,
                                                    std::shared_ptr<ClientFactory> factory,
                                                    const ConnectTCPOptions& options) = 0;
+};
+
+// How listenUNIX listens (Twisted's listenUNIX arguments).
+struct ListenUNIXOptions {
+  // The socket file's permissions (who may connect), set before anyone can connect. Not for
+  // abstract names, which have none.
+  unsigned mode = 0666;
+  // 0: the system's maximum, as for listenTCP.
+  int backlog = 0;
+  // Twisted's wantPID: hold a lock (an OFD lock on "<path>.lock", which also holds this
+  // process's pid) while listening. Then a socket file left by a server that died is stale for
+  // certain and is replaced; a second server on the same path fails while the first lives.
+  // Without it, an existing socket file is never removed: listening fails with "Address already
+  // in use".
+  bool wantPID = false;
+};
+
+// How connectUNIX connects.
+struct ConnectUNIXOptions {
+  // Seconds until the attempt fails with TimeoutError; 0 = no timeout. A server whose backlog is
+  // full refuses at once (EAGAIN for UNIX sockets): the connector tries again every 10 ms
+  // within this time.
+  double timeout = 30;
+  // Twisted's checkPID: fail at once (ConnectError) when no server holds "<path>.lock" (see
+  // ListenUNIXOptions::wantPID) instead of trying a socket file that may be stale.
+  bool checkPID = false;
+};
+
+// UNIX stream sockets (Twisted's IReactorUNIX). A path that starts with '@' or a NUL byte is a
+// name in Linux's abstract namespace: no file, gone with the last socket, no permissions.
+class IReactorUNIX {
+ public:
+  virtual ~IReactorUNIX() = default;
+
+  // Listens on the socket file `path` (or abstract name); each connection gets a protocol from
+  // `factory`, its peer address (UNIXAddress) carrying the peer's pid, uid and gid. The socket
+  // file is removed when the port stops listening (only if it is still the one this port made).
+  // Throws CannotListenError: a path in use or locked, too long (107 bytes), with a NUL byte in
+  // it, or a file that is not a socket in the way.
+  virtual std::shared_ptr<IListeningPort> listenUNIX(std::string_view path,
+                                                     std::shared_ptr<Factory> factory,
+                                                     const ListenUNIXOptions& options = {}) = 0;
+  // Connects to a UNIX socket; the factory hears how it goes as for connectTCP. The connection's
+  // peer address carries the server's pid, uid and gid. Throws std::invalid_argument for a path
+  // that cannot be a socket address.
+  virtual std::shared_ptr<IConnector> connectUNIX(std::string_view path,
+                                                  std::shared_ptr<ClientFactory> factory,
+                                                  const ConnectUNIXOptions& options = {}) = 0;
 };
 
 }  // namespace twist

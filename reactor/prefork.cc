@@ -39,21 +39,25 @@ Address localAddress(int fd) {
 }
 
 std::vector<int> listenFds() {
-  std::vector<int> fds;
-  const char* pid = std::getenv("LISTEN_PID");
-  const char* count = std::getenv("LISTEN_FDS");
-  if (pid != nullptr && count != nullptr && std::atol(pid) == static_cast<long>(::getpid())) {
-    long n = std::atol(count);
-    for (long i = 0; i < n && i < 1024; ++i) {
-      int fd = 3 + static_cast<int>(i);  // SD_LISTEN_FDS_START
-      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-      fds.push_back(fd);
+  // Read once (the variables are removed): later calls, from endpoints for example, get the same.
+  static const std::vector<int> cached = [] {
+    std::vector<int> fds;
+    const char* pid = std::getenv("LISTEN_PID");
+    const char* count = std::getenv("LISTEN_FDS");
+    if (pid != nullptr && count != nullptr && std::atol(pid) == static_cast<long>(::getpid())) {
+      long n = std::atol(count);
+      for (long i = 0; i < n && i < 1024; ++i) {
+        int fd = 3 + static_cast<int>(i);  // SD_LISTEN_FDS_START
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        fds.push_back(fd);
+      }
     }
-  }
-  ::unsetenv("LISTEN_PID");
-  ::unsetenv("LISTEN_FDS");
-  ::unsetenv("LISTEN_FDNAMES");
-  return fds;
+    ::unsetenv("LISTEN_PID");
+    ::unsetenv("LISTEN_FDS");
+    ::unsetenv("LISTEN_FDNAMES");
+    return fds;
+  }();
+  return cached;
 }
 
 namespace {

@@ -40,7 +40,7 @@ Address localAddress(int fd);
 // systemd socket activation (sd_listen_fds): the descriptors systemd passed (3, 4, ...) when
 // LISTEN_PID is this process and LISTEN_FDS says how many; otherwise none. The variables are
 // removed from the environment (so children do not take them as theirs), and the descriptors
-// made close-on-exec.
+// made close-on-exec. Read on the first call; later calls return the same list.
 std::vector<int> listenFds();
 
 struct Options {

@@ -25,6 +25,10 @@ IHalfCloseableProtocol* Protocol::halfCloseable() {
   return dynamic_cast<IHalfCloseableProtocol*>(this);
 }
 
+IFileDescriptorReceiver* Protocol::fileDescriptorReceiver() {
+  return dynamic_cast<IFileDescriptorReceiver*>(this);
+}
+
 void Factory::doStart() {
   if (numPorts_ == 0) startFactory();  // when it throws, nothing was started: nothing is counted
   ++numPorts_;

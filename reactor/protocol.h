@@ -15,6 +15,7 @@ namespace twist {
 class Factory;
 class IConnector;
 class IHalfCloseableProtocol;
+class IFileDescriptorReceiver;
 
 // One connection's behaviour. The transport calls, on the reactor's thread and never
 // re-entrantly:
@@ -66,6 +67,9 @@ class Protocol {
   // For transports: this protocol's half-close interface, or nullptr when it did not opt in
   // (by default: itself, if it derives from IHalfCloseableProtocol).
   virtual IHalfCloseableProtocol* halfCloseable();
+  // For transports: where descriptors received over a UNIX socket go, or nullptr (by default:
+  // itself, if it derives from IFileDescriptorReceiver).
+  virtual IFileDescriptorReceiver* fileDescriptorReceiver();
 
  private:
   ITransport* transport_ = nullptr;
@@ -88,6 +92,19 @@ class IHalfCloseableProtocol {
   virtual ~IHalfCloseableProtocol() = default;
   virtual void readConnectionLost() {}
   virtual void writeConnectionLost() {}
+};
+
+// Opt-in receiving of file descriptors over a UNIX socket (Twisted's IFileDescriptorReceiver):
+// derive from it beside Protocol. fileDescriptorReceived(fd) comes before the dataReceived of the
+// byte the descriptor was sent with (IUNIXTransport::sendFileDescriptor; that dataReceived may
+// also hold bytes sent before it: queue descriptors, and take one when the message that
+// announces it is parsed); the descriptor is the
+// protocol's from then on (close-on-exec; close it when done). A protocol that does not opt in
+// never sees one: the transport closes what arrives and logs it.
+class IFileDescriptorReceiver {
+ public:
+  virtual ~IFileDescriptorReceiver() = default;
+  virtual void fileDescriptorReceived(int fd) = 0;
 };
 
 class ServerFactory;

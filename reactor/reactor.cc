@@ -8,6 +8,7 @@
 
 #include "twist/transports/tcp_connector.h"
 #include "twist/transports/tcp_port.h"
+#include "twist/transports/unix.h"
 
 namespace twist {
 
@@ -27,6 +28,20 @@ void Reactor::adoptStreamConnection(int fd, std::shared_ptr<Factory> factory) {
   }
   tcp::serveAccepted(*this, own, factory,
                      Address::fromSockaddr(reinterpret_cast<sockaddr*>(&peer), len));
+}
+
+std::shared_ptr<IListeningPort> Reactor::listenUNIX(std::string_view path,
+                                                    std::shared_ptr<Factory> factory,
+                                                    const ListenUNIXOptions& options) {
+  assertInReactorThread();
+  return unixsock::listen(*this, path, std::move(factory), options);
+}
+
+std::shared_ptr<IConnector> Reactor::connectUNIX(std::string_view path,
+                                                 std::shared_ptr<ClientFactory> factory,
+                                                 const ConnectUNIXOptions& options) {
+  assertInReactorThread();
+  return unixsock::connect(*this, path, std::move(factory), options);
 }
 
 std::shared_ptr<IListeningPort> Reactor::doListenTCP(uint16_t port,

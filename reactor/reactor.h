@@ -1,7 +1,7 @@
 // Public. Reactor: the reactor users run (Twisted's reactor): ReactorBase's loop, time, threads
 // and triggers, and the transports, listenTCP and connectTCP (IReactorTCP). It depends on each
 // transport directly: what it offers is there because it is linked, never registered at run
-// time. Later transports (TLS, UNIX, UDP) join here.
+// time: TCP, UNIX sockets (IReactorUNIX); TLS is a layer over either (//transports:tls).
 //
 //   twist::Reactor reactor;
 //   reactor.listenTCP(8000, twist::Factory::forProtocol<Echo>(), {.interface = "127.0.0.1"});
@@ -16,9 +16,17 @@
 
 namespace twist {
 
-class Reactor : public ReactorBase, public IReactorTCP {
+class Reactor : public ReactorBase, public IReactorTCP, public IReactorUNIX {
  public:
   using ReactorBase::ReactorBase;
+
+  // IReactorUNIX: UNIX stream sockets (see interfaces.h).
+  std::shared_ptr<IListeningPort> listenUNIX(std::string_view path,
+                                             std::shared_ptr<Factory> factory,
+                                             const ListenUNIXOptions& options = {}) override;
+  std::shared_ptr<IConnector> connectUNIX(std::string_view path,
+                                          std::shared_ptr<ClientFactory> factory,
+                                          const ConnectUNIXOptions& options = {}) override;
 
   // Twisted's IReactorSocket. Listens on `fd`, a TCP socket something else made, bound and set
   // listening (a parent process before fork(), systemd's socket activation): the reactor works

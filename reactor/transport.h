@@ -157,6 +157,24 @@ class ITransport : public IProducer, public IConsumer {
   virtual size_t bufferedSize() const = 0;
 };
 
+// What a connection over a UNIX socket adds (Twisted's IUNIXTransport): passing open file
+// descriptors to the peer process. Reach it with dynamic_cast<IUNIXTransport*>(transport());
+// TCP connections (and layers such as TLS) are not one; a ProtocolWrapper is, and forwards (it
+// throws std::logic_error when what it wraps is not).
+class IUNIXTransport {
+ public:
+  static constexpr size_t kMaxPendingDescriptors = 1024;
+  virtual ~IUNIXTransport() = default;
+  // Sends a duplicate of `fd` (the caller keeps fd) along with the next byte written after this
+  // call: the peer's IFileDescriptorReceiver::fileDescriptorReceived comes before the
+  // dataReceived holding that byte (the kernel may put bytes written before it in the same
+  // read, so a protocol matches descriptors to the messages that announce them by queueing
+  // them, as in Twisted). Write at least one byte after it: a descriptor cannot travel alone.
+  // Ignored once the connection is disconnecting. Throws std::system_error when fd cannot be
+  // duplicated, std::length_error when kMaxPendingDescriptors already wait.
+  virtual void sendFileDescriptor(int fd) = 0;
+};
+
 namespace detail {
 // The transport a protocol sees after its connectionLost: every call is a no-op (writes are
 // ignored, disconnecting() is true, a producer registered with it is stopped at once).

@@ -2,6 +2,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -11,8 +12,11 @@
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
+#include <cstring>
 #include <stdexcept>
+#include <system_error>
 #include <utility>
+#include <vector>
 
 #include "twist/reactor/errors.h"
 #include "twist/reactor/guard.h"
@@ -39,7 +43,24 @@ void arm(event* e, bool& armed, bool want) {
   }
 }
 
+// SCM_MAX_FD, the kernel's limit of descriptors in one message.
+constexpr size_t kMaxDescriptorsPerMessage = 253;
+
 }  // namespace
+
+struct Connection::Descriptors {
+  struct Pending {
+    int fd;         // our duplicate, closed once sent or dropped
+    size_t before;  // bytes of output_ that leave before it
+  };
+  std::vector<Pending> out;
+  bool warnedUnwanted = false;
+
+  void closeAll() {
+    for (const Pending& p : out) ::close(p.fd);
+    out.clear();
+  }
+};
 
 Connection::Connection(ReactorBase& reactor, int fd, std::shared_ptr<Protocol> protocol,
                        Address host, Address peer, const char* logSystem)
@@ -55,9 +76,11 @@ Connection::Connection(ReactorBase& reactor, int fd, std::shared_ptr<Protocol> p
   closeEvent_ = event_new(base, -1, 0, &Connection::onCloseEvent, this);
   flushEvent_ = event_new(base, -1, 0, &Connection::onFlushEvent, this);
   output_ = evbuffer_new();
+  if (peer_.is<UNIXAddress>()) fds_ = std::make_unique<Descriptors>();
 }
 
 Connection::~Connection() {
+  if (fds_) fds_->closeAll();
   if (producer_ != nullptr) linkProducer(*producer_, nullptr);
   event_free(readEvent_);
   event_free(writeEvent_);
@@ -142,8 +165,9 @@ void Connection::handleRead() {
   // libevent's evbuffer_read stops at 4096 bytes per call, and an evbuffer drained after every
   // delivery frees and reallocates its chain on each read; bench/ measures the difference.
   char* buf = reactor_.readBuffer();
-  ssize_t n = ::read(fd_, buf, ReactorBase::kReadBufferSize);
+  ssize_t n = fds_ ? receiveWithDescriptors(buf) : ::read(fd_, buf, ReactorBase::kReadBufferSize);
   if (n > 0) {
+    if (fds_ && (state_ == State::Closing || state_ == State::Closed)) return;
     dispatch("dataReceived",
              [&] { protocol_->dataReceived(std::string_view(buf, static_cast<size_t>(n))); });
     return;
@@ -155,6 +179,50 @@ void Connection::handleRead() {
     return;
   }
   readEnded();
+}
+
+ssize_t Connection::receiveWithDescriptors(char* buf) {
+  iovec iov{buf, ReactorBase::kReadBufferSize};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxDescriptorsPerMessage)];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
+  if (n < 0) return n;
+  if ((msg.msg_flags & MSG_CTRUNC) != 0) {
+    // The kernel dropped descriptors it could not install (this process is out of them): the
+    // bytes still come; the peer's descriptors are lost.
+    log::warn(logSystem_, "descriptors from peer " + peer_.toString() +
+                              " were dropped (MSG_CTRUNC): out of file descriptors?");
+  }
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      deliverDescriptor(fd);
+    }
+  }
+  return n;
+}
+
+void Connection::deliverDescriptor(int fd) {
+  IFileDescriptorReceiver* receiver =
+      state_ == State::Connected ? protocol_->fileDescriptorReceiver() : nullptr;
+  if (receiver == nullptr) {
+    ::close(fd);
+    if (state_ == State::Connected && !fds_->warnedUnwanted) {
+      fds_->warnedUnwanted = true;
+      log::warn(logSystem_, "peer " + peer_.toString() +
+                                " sent file descriptors; the protocol is not an "
+                                "IFileDescriptorReceiver, so they were closed");
+    }
+    return;
+  }
+  dispatch("fileDescriptorReceived", [&] { receiver->fileDescriptorReceived(fd); });
 }
 
 void Connection::readEnded() {
@@ -227,6 +295,21 @@ void Connection::cork() {
 void Connection::discardOutput() {
   evbuffer_drain(output_, evbuffer_get_length(output_));
   pendingView_ = {};
+  if (fds_) fds_->closeAll();
+}
+
+void Connection::sendDescriptor(int fd) {
+  if (!fds_) throw std::logic_error("sendFileDescriptor: not a UNIX socket connection");
+  if (state_ != State::Connected || writeShutdown_) return;
+  if (fds_->out.size() >= IUNIXTransport::kMaxPendingDescriptors) {
+    throw std::length_error(
+        "sendFileDescriptor: " + std::to_string(IUNIXTransport::kMaxPendingDescriptors) +
+        " descriptors already wait to be sent");
+  }
+  int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) throw std::system_error(errno, std::generic_category(), "sendFileDescriptor");
+  materializeView();  // what was written before goes before it
+  fds_->out.push_back({own, evbuffer_get_length(output_)});
 }
 
 void Connection::materializeView() {
@@ -245,7 +328,7 @@ void Connection::write(std::string_view data) {
     // An echo writes (part of) what it was just given: keep a view into the reactor's read
     // buffer, which stays put until this callback returns, and send from it then.
     const char* readBuffer = reactor_.readBuffer();
-    if (inDispatch_ && data.data() >= readBuffer &&
+    if (inDispatch_ && !(fds_ && !fds_->out.empty()) && data.data() >= readBuffer &&
         data.data() + data.size() <= readBuffer + ReactorBase::kReadBufferSize) {
       pendingView_ = data;
       applyHighWater();
@@ -255,7 +338,7 @@ void Connection::write(std::string_view data) {
     materializeView();
   }
   if (corked_ && data.size() >= kSendEarly && !sendEarlyBlocked_ &&
-      evbuffer_get_length(output_) == 0) {
+      evbuffer_get_length(output_) == 0 && !(fds_ && !fds_->out.empty())) {
     // Large, and nothing before it: straight to the kernel, without the copy into output_
     // (a TLS layer's full records take this way); see sendEarly.
     ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
@@ -343,6 +426,7 @@ void Connection::flushCorked() {
 }
 
 Connection::Flush Connection::flush() {
+  if (fds_ && !fds_->out.empty()) return flushWithDescriptors();
   // evbuffer_write would use writev, which raises SIGPIPE on a closed peer; sendmsg with
   // MSG_NOSIGNAL sends the same chunks without touching the process's signal handling.
   while (evbuffer_get_length(output_) > 0) {
@@ -360,6 +444,54 @@ Connection::Flush Connection::flush() {
     }
     evbuffer_drain(output_, static_cast<size_t>(n));
     if (static_cast<size_t>(n) < asked) return Flush::Pending;  // the socket buffer is full
+  }
+  return Flush::Done;
+}
+
+Connection::Flush Connection::flushWithDescriptors() {
+  auto& out = fds_->out;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxDescriptorsPerMessage)];
+  while (evbuffer_get_length(output_) > 0) {
+    // Descriptors queued before the next byte go with it, and the message ends before the
+    // byte the next descriptor was queued before, so each arrives with its own byte.
+    size_t limit = evbuffer_get_length(output_);
+    size_t attach = 0;
+    while (attach < out.size() && attach < kMaxDescriptorsPerMessage && out[attach].before == 0) {
+      ++attach;
+    }
+    if (attach < out.size()) limit = std::min(limit, std::max<size_t>(out[attach].before, 1));
+    iovec iov[kMaxIov];
+    int chunks = evbuffer_peek(output_, static_cast<ev_ssize_t>(limit), nullptr, iov, kMaxIov);
+    size_t count = 0, asked = 0;
+    for (; count < static_cast<size_t>(std::min(chunks, kMaxIov)) && asked < limit; ++count) {
+      iov[count].iov_len = std::min(iov[count].iov_len, limit - asked);
+      asked += iov[count].iov_len;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    if (attach > 0) {
+      msg.msg_control = control;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * attach);
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * attach);
+      for (size_t i = 0; i < attach; ++i) {
+        std::memcpy(CMSG_DATA(c) + i * sizeof(int), &out[i].fd, sizeof(int));
+      }
+    }
+    ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return wouldBlock(errno) ? Flush::Pending : Flush::Failed;
+    }
+    evbuffer_drain(output_, static_cast<size_t>(n));
+    for (size_t i = 0; i < attach; ++i) ::close(out[i].fd);  // the peer has its own now
+    out.erase(out.begin(), out.begin() + static_cast<ptrdiff_t>(attach));
+    for (auto& p : out) p.before -= std::min(p.before, static_cast<size_t>(n));
+    if (static_cast<size_t>(n) < asked) return Flush::Pending;
+    if (out.empty()) return flush();
   }
   return Flush::Done;
 }

@@ -3,6 +3,8 @@
 // reactor; not thread safe: used on the reactor's thread only.
 #pragma once
 
+#include <sys/types.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,6 +36,9 @@ class Connection : public ITransport, public Selectable {
 
   // Calls protocol->makeConnection(this) and starts reading.
   void start();
+  // UNIX sockets: IUNIXTransport::sendFileDescriptor, for the unix:: connections that offer it.
+  // std::logic_error on a TCP connection.
+  void sendDescriptor(int fd);
   Protocol* protocol() const { return protocol_.get(); }
   int fileno() const { return fd_; }
 
@@ -99,6 +104,11 @@ class Connection : public ITransport, public Selectable {
   void handleWrite();
   void readEnded();
   Flush flush();
+  // flush() while descriptors wait to be sent: each leaves with the byte it was queued before.
+  Flush flushWithDescriptors();
+  // recvmsg for a UNIX socket: descriptors that came with the bytes go to the protocol first.
+  ssize_t receiveWithDescriptors(char* buf);
+  void deliverDescriptor(int fd);
   // Reads while connected, not paused by the user or by a full output buffer, and the peer has
   // not ended its side.
   void updateReading();
@@ -167,15 +177,17 @@ class Connection : public ITransport, public Selectable {
   Address host_;
   Address peer_;
   const char* logSystem_;
+  // UNIX sockets only (nullptr for TCP): descriptors waiting to be sent (see flushWithDescriptors).
+  struct Descriptors;
+  std::unique_ptr<Descriptors> fds_;
 };
 
 // A connection accepted by a Port.
 class Server : public Connection {
  public:
   Server(ReactorBase& reactor, int fd, std::shared_ptr<Protocol> protocol, Address host,
-         Address peer)
-      : Connection(reactor, fd, std::move(protocol), std::move(host), std::move(peer),
-                   "tcp.Server") {}
+         Address peer, const char* logSystem = "tcp.Server")
+      : Connection(reactor, fd, std::move(protocol), std::move(host), std::move(peer), logSystem) {}
 };
 
 }  // namespace twist::tcp

@@ -14,6 +14,7 @@
 #include "twist/reactor/guard.h"
 #include "twist/reactor/log.h"
 #include "twist/reactor/reactor_base.h"
+#include "twist/transports/unix.h"
 
 namespace twist::tcp {
 namespace {
@@ -33,6 +34,9 @@ void callFactory(const char* what, F&& f) {
                                     Failure::current().toString());
   }
 }
+
+// How soon connectUNIX tries again after a full backlog.
+constexpr double kUNIXRetrySeconds = 0.01;
 
 }  // namespace
 
@@ -62,9 +66,30 @@ std::shared_ptr<Connector> Connector::start(ReactorBase& reactor, std::string ho
   return c;
 }
 
+std::shared_ptr<Connector> Connector::startUNIX(ReactorBase& reactor, std::string path,
+                                                std::shared_ptr<ClientFactory> factory,
+                                                const ConnectUNIXOptions& options) {
+  if (!factory) throw std::invalid_argument("connectUNIX needs a factory");
+  sockaddr_storage ss;
+  socklen_t len;
+  if (!makeUNIXSockaddr(path, &ss, &len)) {
+    throw std::invalid_argument("connectUNIX: '" + path +
+                                "' is not a UNIX socket path (empty, over 107 bytes, or with a "
+                                "NUL byte in it)");
+  }
+  if (path[0] == '@') path[0] = '\0';
+  std::shared_ptr<Connector> c(new Connector(reactor, std::move(path), 0, std::move(factory),
+                                             ConnectTCPOptions{.timeout = options.timeout}));
+  c->unix_ = true;
+  c->checkPID_ = options.checkPID;
+  c->connect();
+  return c;
+}
+
 Connector::~Connector() { cleanUpAttempt(); }
 
 Address Connector::getDestination() const {
+  if (unix_) return UNIXAddress{host_};
   sockaddr_storage ss;
   socklen_t len;
   bool v6 = parseIPAddress(host_, port_, &ss, &len) && ss.ss_family == AF_INET6;
@@ -114,6 +139,16 @@ void Connector::connect() {
 void Connector::resolve() {
   sockaddr_storage ss;
   socklen_t len;
+  if (unix_) {
+    if (checkPID_ && unixsock::unlocked(host_)) {
+      failAttempt(Failure::of(ConnectError("no server holds " + host_ + ".lock (checkPID)")));
+      return;
+    }
+    makeUNIXSockaddr(host_, &ss, &len);  // checked by startUNIX
+    addresses_.emplace_back(ss, len);
+    tryNextAddress();
+    return;
+  }
   if (parseIPAddress(host_, port_, &ss, &len)) {
     addresses_.emplace_back(ss, len);
     tryNextAddress();
@@ -187,6 +222,19 @@ void Connector::tryNextAddress() {
       connected();
       return;
     }
+    if (errno == EAGAIN && ss.ss_family == AF_UNIX) {
+      // The server's backlog is full; a UNIX socket cannot wait for it like TCP's EINPROGRESS.
+      // Try again shortly (within the timeout).
+      ::close(fd_);
+      fd_ = -1;
+      --nextAddress_;
+      std::weak_ptr<IConnector> weak = weak_from_this();
+      attemptCall_ = reactor_.callLater(kUNIXRetrySeconds, [weak] {
+        auto self = std::static_pointer_cast<Connector>(weak.lock());
+        if (self && self->state_ == State::Connecting) self->tryNextAddress();
+      });
+      return;
+    }
     if (errno == EINPROGRESS) {
       connectEvent_ =
           event_new(reactor_.eventBase(), fd_, EV_WRITE, &Connector::onConnectable, this);
@@ -249,6 +297,10 @@ void Connector::connected() {
   const auto& [target, targetLen] = addresses_[nextAddress_ - 1];
   Address peer = Address::fromSockaddr(reinterpret_cast<const sockaddr*>(&target), targetLen);
   Address host = peer.is<IPv6Address>() ? Address(IPv6Address{"::", 0}) : IPv4Address{"0.0.0.0", 0};
+  if (unix_) {
+    peer = unixsock::withPeerCredentials(std::move(peer), fd);
+    host = UNIXAddress{};
+  }
   sockaddr_storage hostSs{};
   socklen_t hostLen = sizeof hostSs;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&hostSs), &hostLen) == 0 &&
@@ -272,7 +324,12 @@ void Connector::connected() {
   if (protocol->factory() == nullptr) protocol->setFactory(factory_);
   std::shared_ptr<Client> client;
   try {
-    client = std::make_shared<Client>(reactor_, fd, std::move(protocol), host, peer, *this);
+    if (unix_) {
+      client =
+          std::make_shared<unixsock::Client>(reactor_, fd, std::move(protocol), host, peer, *this);
+    } else {
+      client = std::make_shared<Client>(reactor_, fd, std::move(protocol), host, peer, *this);
+    }
   } catch (...) {
     ::close(fd);  // not owned by a connection yet
     failAttempt(Failure::current());

@@ -36,6 +36,10 @@ class Connector : public Selectable, public IConnector {
   static std::shared_ptr<Connector> start(ReactorBase& reactor, std::string host, uint16_t port,
                                           std::shared_ptr<ClientFactory> factory,
                                           const ConnectTCPOptions& options);
+  // Makes a connector to a UNIX socket and starts its first attempt (unixsock::connect).
+  static std::shared_ptr<Connector> startUNIX(ReactorBase& reactor, std::string path,
+                                              std::shared_ptr<ClientFactory> factory,
+                                              const ConnectUNIXOptions& options);
   ~Connector() override;
   Connector(const Connector&) = delete;
   Connector& operator=(const Connector&) = delete;
@@ -79,6 +83,8 @@ class Connector : public Selectable, public IConnector {
   ReactorBase& reactor_;
   std::string host_;
   uint16_t port_;
+  bool unix_ = false;  // host_ is a UNIX socket's path
+  bool checkPID_ = false;
   std::shared_ptr<ClientFactory> factory_;
   ConnectTCPOptions options_;
   State state_ = State::Disconnected;
@@ -105,9 +111,8 @@ class Connector : public Selectable, public IConnector {
 class Client : public Connection {
  public:
   Client(ReactorBase& reactor, int fd, std::shared_ptr<Protocol> protocol, Address host,
-         Address peer, Connector& connector)
-      : Connection(reactor, fd, std::move(protocol), std::move(host), std::move(peer),
-                   "tcp.Client"),
+         Address peer, Connector& connector, const char* logSystem = "tcp.Client")
+      : Connection(reactor, fd, std::move(protocol), std::move(host), std::move(peer), logSystem),
         connector_(std::static_pointer_cast<Connector>(connector.shared_from_this())) {}
 
  protected:

@@ -17,6 +17,7 @@
 #include "twist/reactor/log.h"
 #include "twist/reactor/reactor_base.h"
 #include "twist/transports/tcp_connection.h"
+#include "twist/transports/unix.h"
 
 namespace twist::tcp {
 namespace {
@@ -35,7 +36,7 @@ constexpr double kExhaustedRetrySeconds = 0.1;
 Port::Port(ReactorBase& reactor, std::shared_ptr<Factory> factory)
     : reactor_(&reactor), factory_(std::move(factory)) {}
 
-static int systemMaxBacklog() {
+int systemMaxBacklog() {
   // Read once: a listen() per port does not need a file read each time.
   static const int value = [] {
     int n = 0;
@@ -53,7 +54,9 @@ std::shared_ptr<Port> Port::listen(ReactorBase& reactor, uint16_t port,
                                    const ListenTCPOptions& options) {
   if (!factory) throw std::invalid_argument("listenTCP needs a factory");
   int fd = bindListeningSocket(port, options);
-  return start(reactor, fd, std::move(factory), options.interface, port);
+  return serve(reactor, fd, std::move(factory), [&](const std::string& why) {
+    return CannotListenError(options.interface, port, why);
+  });
 }
 
 int bindListeningSocket(uint16_t port, const ListenTCPOptions& options) {
@@ -112,12 +115,13 @@ int duplicateSocket(int fd, bool listening, sockaddr_storage* address, socklen_t
       (accepting != 0) == listening &&
       (listening ? ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len)
                  : ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len)) == 0 &&
-      (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+      (ss.ss_family == AF_INET || ss.ss_family == AF_INET6 ||
+       (listening && ss.ss_family == AF_UNIX));
   if (!ok) {
     throw std::invalid_argument(
         std::string(listening ? "adoptStreamPort" : "adoptStreamConnection") + ": descriptor " +
         std::to_string(fd) + " is not a " + (listening ? "listening" : "connected") +
-        " TCP socket");
+        (listening ? " TCP or UNIX stream socket" : " TCP socket"));
   }
   if (address != nullptr) {
     *address = ss;
@@ -136,14 +140,17 @@ std::shared_ptr<Port> Port::adopt(ReactorBase& reactor, int fd, std::shared_ptr<
     int err = errno;
     throw CannotListenError::fromErrno("", 0, err);
   }
-  return start(reactor, own, std::move(factory), "", 0);
+  return serve(reactor, own, std::move(factory),
+               [](const std::string& why) { return CannotListenError("", 0, why); });
 }
 
-std::shared_ptr<Port> Port::start(ReactorBase& reactor, int fd, std::shared_ptr<Factory> factory,
-                                  const std::string& iface, uint16_t port) {
+std::shared_ptr<Port> Port::serve(ReactorBase& reactor, int fd, std::shared_ptr<Factory> factory,
+                                  const std::function<CannotListenError(const std::string&)>& where,
+                                  std::function<void()> onClose) {
   if (!reactor.canWatch(fd)) {
     ::close(fd);
-    throw CannotListenError(iface, port, reactor.cannotWatch(fd));
+    if (onClose) onClose();
+    throw where(reactor.cannotWatch(fd));
   }
   sockaddr_storage bound{};
   socklen_t boundLen = sizeof bound;
@@ -151,10 +158,11 @@ std::shared_ptr<Port> Port::start(ReactorBase& reactor, int fd, std::shared_ptr<
 
   std::shared_ptr<Port> p(new Port(reactor, std::move(factory)));
   p->host_ = Address::fromSockaddr(reinterpret_cast<sockaddr*>(&bound), boundLen);
+  p->onClose_ = std::move(onClose);
   try {
     p->factory_->doStart();  // may throw: then nothing listens
   } catch (...) {
-    ::close(fd);
+    p->fd_ = fd;  // ~Port closes it (and runs onClose)
     throw;
   }
   // The port owns the descriptor (no LEV_OPT_CLOSE_ON_FREE): libevent defers freeing a listener
@@ -165,7 +173,7 @@ std::shared_ptr<Port> Port::start(ReactorBase& reactor, int fd, std::shared_ptr<
                                     LEV_OPT_CLOSE_ON_EXEC, 0, fd);  // 0: already listening
   if (p->listener_ == nullptr) {
     p->factory_->doStop();
-    throw CannotListenError(iface, port, "evconnlistener_new failed");  // ~Port closes fd
+    throw where("evconnlistener_new failed");  // ~Port closes fd
   }
   evconnlistener_set_error_cb(p->listener_, &Port::onAcceptError);
   p->spareFd_ = openSpare();
@@ -185,6 +193,10 @@ void Port::closeSocket() {
   fd_ = -1;
   if (spareFd_ >= 0) ::close(spareFd_);
   spareFd_ = -1;
+  if (auto done = std::move(onClose_)) {
+    onClose_ = nullptr;
+    done();
+  }
 }
 
 Port::~Port() { closeSocket(); }
@@ -216,6 +228,7 @@ void Port::accept(int fd, const struct sockaddr* sa, int len) {
   Address peer;
   try {
     peer = Address::fromSockaddr(sa, static_cast<socklen_t>(len));
+    if (peer.is<UNIXAddress>()) peer = unixsock::withPeerCredentials(std::move(peer), fd);
   } catch (...) {
     ::close(fd);
     throw;
@@ -251,12 +264,17 @@ void serveAccepted(ReactorBase& reactor, int fd, const std::shared_ptr<Factory>&
   sockaddr_storage local{};
   socklen_t localLen = sizeof local;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &localLen) == 0 &&
-      (local.ss_family == AF_INET || local.ss_family == AF_INET6)) {
+      (local.ss_family == AF_INET || local.ss_family == AF_INET6 ||
+       (local.ss_family == AF_UNIX && bound.empty()))) {
     host = Address::fromSockaddr(reinterpret_cast<sockaddr*>(&local), localLen);
   }
   std::shared_ptr<Server> conn;
   try {
-    conn = std::make_shared<Server>(reactor, fd, std::move(protocol), host, peer);
+    if (peer.is<UNIXAddress>()) {
+      conn = std::make_shared<unixsock::Server>(reactor, fd, std::move(protocol), host, peer);
+    } else {
+      conn = std::make_shared<Server>(reactor, fd, std::move(protocol), host, peer);
+    }
   } catch (...) {
     ::close(fd);  // not owned by a connection yet
     throw;

@@ -14,6 +14,7 @@
 #include "twist/reactor/address.h"
 #include "twist/reactor/deferred.h"
 #include "twist/reactor/delayed_call.h"
+#include "twist/reactor/errors.h"
 #include "twist/reactor/interfaces.h"
 #include "twist/reactor/selectable.h"
 
@@ -24,6 +25,10 @@ class ReactorBase;
 }  // namespace twist
 
 namespace twist::tcp {
+
+// The backlog a listening socket gets when none is asked: /proc/sys/net/core/somaxconn (read
+// once), SOMAXCONN when that is unreadable.
+int systemMaxBacklog();
 
 // A TCP socket bound and listening as listenTCP's would be (non-blocking, close-on-exec):
 // for a parent process to hand to workers (twist/reactor/prefork.h). Throws CannotListenError.
@@ -58,6 +63,13 @@ class Port : public Selectable, public IListeningPort, public std::enable_shared
   // socket.
   static std::shared_ptr<Port> adopt(ReactorBase& reactor, int fd,
                                      std::shared_ptr<Factory> factory);
+  // Serves `fd`, a stream socket bound and listening (a TCP or UNIX one), which the port owns
+  // from the call on. `where` names it in errors; `onClose` runs once the socket is closed (a
+  // UNIX port removes its socket file and releases its lock there). Throws CannotListenError.
+  static std::shared_ptr<Port> serve(
+      ReactorBase& reactor, int fd, std::shared_ptr<Factory> factory,
+      const std::function<CannotListenError(const std::string&)>& where,
+      std::function<void()> onClose = {});
   ~Port() override;
   Port(const Port&) = delete;
   Port& operator=(const Port&) = delete;
@@ -78,8 +90,6 @@ class Port : public Selectable, public IListeningPort, public std::enable_shared
 
  private:
   Port(ReactorBase& reactor, std::shared_ptr<Factory> factory);
-  static std::shared_ptr<Port> start(ReactorBase& reactor, int fd, std::shared_ptr<Factory> factory,
-                                     const std::string& iface, uint16_t port);
   static void onAccept(evconnlistener* l, int fd, struct sockaddr* sa, int len, void* arg);
   static void onAcceptError(evconnlistener* l, void* arg);
   void accept(int fd, const struct sockaddr* sa, int len);
@@ -97,6 +107,7 @@ class Port : public Selectable, public IListeningPort, public std::enable_shared
   bool exhausted_ = false;  // inside an out-of-descriptors episode (logged once per episode)
   DelayedCall retry_;
   AcceptHandler handoff_;
+  std::function<void()> onClose_;
 };
 
 }  // namespace twist::tcp

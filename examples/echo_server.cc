@@ -1,4 +1,7 @@
 // An echo server: everything a client sends comes back. Run it, then: nc 127.0.0.1 8000
+// Anywhere an endpoint string says: --listen unix:/tmp/echo.sock (then nc -U /tmp/echo.sock),
+// --listen tcp6:8000, --listen ssl:8443:privateKey=key.pem:certKey=cert.pem,
+// --listen systemd:domain=INET:index=0.
 //
 // Beyond the echo itself, what a server facing the internet needs: a connection that stays
 // silent for --idle-timeout seconds is closed (TimeoutMixin), and TCP keepalive finds clients
@@ -26,6 +29,7 @@
 #include "twist/reactor/protocol.h"
 #include "twist/reactor/reactor.h"
 #include "twist/reactor/reactor_pool.h"
+#include "twist/transports/endpoints.h"
 #include "twist/transports/tcp_port.h"
 
 using Echo = twist::examples::IdleEcho;
@@ -87,8 +91,8 @@ int serve(const twist::examples::ServerFlags& flags, std::optional<int> fd, bool
     auto factory = twist::Factory::forProtocol<Echo>(
         static_cast<twist::IReactorTime*>(reactor.get()), flags.idleTimeout);
     port = fd ? reactor->adoptStreamPort(*fd, factory)
-              : reactor->listenTCP(flags.port, factory, {.interface = flags.interface});
-  } catch (const std::exception& e) {  // CannotListenError, a bad backend
+              : twist::endpoints::serverFromString(*reactor, flags.endpoint())->listen(factory);
+  } catch (const std::exception& e) {  // CannotListenError, a bad backend or endpoint
     std::cerr << e.what() << std::endl;
     return 1;
   }
@@ -127,6 +131,13 @@ int serveOnWorkers(const twist::examples::ServerFlags& flags, std::optional<int>
 int main(int argc, char** argv) {
   auto flags = twist::examples::parseServerFlags(
       argc, argv, {"--threads", "--balance", "--backend", "--workers", "--drain-timeout"});
+  if (!flags.listen.empty() &&
+      (!flags.get("--workers").empty() || !flags.get("--threads").empty())) {
+    // Workers and reactor pools share one TCP socket (or systemd's); they take --port.
+    std::cerr << "--listen is for one reactor; --threads and --workers take --port and --interface"
+              << std::endl;
+    return 2;
+  }
   // Started by systemd with a socket (LISTEN_FDS): serve that one instead of binding.
   std::vector<int> inherited = twist::prefork::listenFds();
   std::optional<int> fd;

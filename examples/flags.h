@@ -1,4 +1,5 @@
-// Command-line flags shared by the example servers: --port (default 8000, 0 = any free port),
+// Command-line flags shared by the example servers: --listen ENDPOINT (an endpoint string:
+// "tcp:8000", "unix:/tmp/echo.sock", ...), or --port (default 8000, 0 = any free port) and
 // --interface (default 127.0.0.1) and --idle-timeout (seconds a connection may stay silent
 // before the server closes it; default 300, 0 = never; for the servers that use it). Accepts
 // "--flag value" and "--flag=value".
@@ -19,6 +20,20 @@ struct ServerFlags {
   uint16_t port = 8000;
   std::string interface = "127.0.0.1";
   double idleTimeout = 300;
+  // --listen ENDPOINT ("tcp:8000", "unix:/run/echo.sock", "ssl:8443:privateKey=...",
+  // "systemd:domain=INET:index=0"; twist/transports/endpoints.h): where to listen, instead of
+  // --port and --interface.
+  std::string listen;
+  // The endpoint string to listen on: --listen, or tcp with --port and --interface.
+  std::string endpoint() const {
+    if (!listen.empty()) return listen;
+    std::string iface;
+    for (char c : interface) {
+      if (c == ':' || c == '\\') iface += '\\';
+      iface += c;
+    }
+    return "tcp:" + std::to_string(port) + ":interface=" + iface;
+  }
   // The values of the program's own flags (`extra`), by name ("--cert"); "" when not given.
   std::vector<std::pair<std::string, std::string>> extra;
   std::string get(const std::string& name) const {
@@ -35,7 +50,9 @@ inline ServerFlags parseServerFlags(int argc, char** argv, std::vector<std::stri
   ServerFlags flags;
   flags.port = defaultPort;
   auto usage = [&] {
-    std::fprintf(stderr, "usage: %s [--port N] [--interface ADDRESS] [--idle-timeout SECONDS]",
+    std::fprintf(stderr,
+                 "usage: %s [--listen ENDPOINT | --port N [--interface ADDRESS]] "
+                 "[--idle-timeout SECONDS]",
                  argv[0]);
     for (auto& e : extra) std::fprintf(stderr, " [%s VALUE]", e.c_str());
     std::fprintf(stderr, "\n");
@@ -50,7 +67,7 @@ inline ServerFlags parseServerFlags(int argc, char** argv, std::vector<std::stri
     if (auto eq = arg.find('='); eq != std::string::npos) {
       value = arg.substr(eq + 1);
       arg.resize(eq);
-    } else if (i + 1 < argc && (arg == "--port" || arg == "--interface" ||
+    } else if (i + 1 < argc && (arg == "--port" || arg == "--interface" || arg == "--listen" ||
                                 arg == "--idle-timeout" || isExtra(arg))) {
       value = argv[++i];
     } else {
@@ -65,6 +82,8 @@ inline ServerFlags parseServerFlags(int argc, char** argv, std::vector<std::stri
       flags.port = static_cast<uint16_t>(port);
     } else if (arg == "--interface") {
       flags.interface = value;
+    } else if (arg == "--listen") {
+      flags.listen = value;
     } else if (arg == "--idle-timeout") {
       char* end = nullptr;
       double t = std::strtod(value.c_str(), &end);

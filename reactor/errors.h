@@ -95,6 +95,12 @@ class CannotListenError : public Error {
   CannotListenError(PathTag, const std::string& path, const std::string& why, std::error_code code);
 };
 
+// A datagram larger than UDP can carry (Twisted's MessageLengthError).
+class MessageLengthError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Base of the reasons handed to Protocol::connectionLost.
 class ConnectionClosed : public Error {
  public:

@@ -8,6 +8,7 @@
 
 #include "twist/transports/tcp_connector.h"
 #include "twist/transports/tcp_port.h"
+#include "twist/transports/udp.h"
 #include "twist/transports/unix.h"
 
 namespace twist {
@@ -42,6 +43,13 @@ std::shared_ptr<IConnector> Reactor::connectUNIX(std::string_view path,
                                                  const ConnectUNIXOptions& options) {
   assertInReactorThread();
   return unixsock::connect(*this, path, std::move(factory), options);
+}
+
+std::shared_ptr<IUDPTransport> Reactor::listenUDP(uint16_t port,
+                                                  std::shared_ptr<DatagramProtocol> protocol,
+                                                  const ListenUDPOptions& options) {
+  assertInReactorThread();
+  return udp::Port::listen(*this, port, std::move(protocol), options);
 }
 
 std::shared_ptr<IListeningPort> Reactor::doListenTCP(uint16_t port,

@@ -1,7 +1,8 @@
 // Public. Reactor: the reactor users run (Twisted's reactor): ReactorBase's loop, time, threads
 // and triggers, and the transports, listenTCP and connectTCP (IReactorTCP). It depends on each
 // transport directly: what it offers is there because it is linked, never registered at run
-// time: TCP, UNIX sockets (IReactorUNIX); TLS is a layer over either (//transports:tls).
+// time: TCP, UNIX sockets (IReactorUNIX), UDP (IReactorUDP); TLS is a layer over a stream
+// (//transports:tls).
 //
 //   twist::Reactor reactor;
 //   reactor.listenTCP(8000, twist::Factory::forProtocol<Echo>(), {.interface = "127.0.0.1"});
@@ -11,12 +12,13 @@
 #include <memory>
 #include <string_view>
 
+#include "twist/reactor/datagram.h"
 #include "twist/reactor/interfaces.h"
 #include "twist/reactor/reactor_base.h"
 
 namespace twist {
 
-class Reactor : public ReactorBase, public IReactorTCP, public IReactorUNIX {
+class Reactor : public ReactorBase, public IReactorTCP, public IReactorUNIX, public IReactorUDP {
  public:
   using ReactorBase::ReactorBase;
 
@@ -27,6 +29,11 @@ class Reactor : public ReactorBase, public IReactorTCP, public IReactorUNIX {
   std::shared_ptr<IConnector> connectUNIX(std::string_view path,
                                           std::shared_ptr<ClientFactory> factory,
                                           const ConnectUNIXOptions& options = {}) override;
+
+  // IReactorUDP: UDP ports (see datagram.h).
+  std::shared_ptr<IUDPTransport> listenUDP(uint16_t port,
+                                           std::shared_ptr<DatagramProtocol> protocol,
+                                           const ListenUDPOptions& options = {}) override;
 
   // Twisted's IReactorSocket. Listens on `fd`, a TCP socket something else made, bound and set
   // listening (a parent process before fork(), systemd's socket activation): the reactor works

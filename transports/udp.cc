@@ -21,10 +21,20 @@
 namespace twist::udp {
 namespace {
 
-// Datagrams one recvmmsg/sendmmsg takes at most, and the receive buffer a port may use for a
-// batch (fewer slots for large maxPacketSize).
+// Datagrams one recvmmsg/sendmmsg takes at most, and the receive buffer for a batch (fewer
+// slots for a large maxPacketSize: 16 for 65535). One buffer per thread, shared by its ports:
+// datagramReceived gets views into it, valid during the call.
 constexpr size_t kMaxBatch = 64;
-constexpr size_t kBatchBytes = 256 * 1024;
+constexpr size_t kBatchBytes = 1024 * 1024;
+
+struct BatchBuffer {
+  std::vector<char> data = std::vector<char>(kBatchBytes + kMaxBatch);
+  sockaddr_storage from[kMaxBatch];
+};
+BatchBuffer& batchBuffer() {
+  thread_local BatchBuffer buffer;
+  return buffer;
+}
 // The largest UDP payload: 65535 minus the UDP header and (IPv4) the IP header.
 constexpr size_t kMaxDatagramV4 = 65507;
 constexpr size_t kMaxDatagramV6 = 65527;
@@ -111,8 +121,6 @@ std::shared_ptr<Port> Port::listen(ReactorBase& reactor, uint16_t port,
   p->fd_ = fd;
   p->family_ = ss.ss_family;
   p->host_ = Address::fromSockaddr(reinterpret_cast<sockaddr*>(&bound), boundLen);
-  p->inBuffer_.resize(p->batch_ * (p->maxPacketSize_ + 1));
-  p->inFrom_.resize(p->batch_);
   p->readEvent_ =
       event_new(reactor.eventBase(), fd, EV_READ | EV_PERSIST, &Port::onReadable, p.get());
   event_add(p->readEvent_, nullptr);
@@ -162,13 +170,14 @@ void Port::handleRead() {
   mmsghdr msgs[kMaxBatch];
   iovec iov[kMaxBatch];
   const size_t slot = maxPacketSize_ + 1;
+  BatchBuffer& in = batchBuffer();
   for (size_t i = 0; i < batch_; ++i) {
-    iov[i] = {inBuffer_.data() + i * slot, slot};
+    iov[i] = {in.data.data() + i * slot, slot};
     msgs[i] = mmsghdr{};
     msgs[i].msg_hdr.msg_iov = &iov[i];
     msgs[i].msg_hdr.msg_iovlen = 1;
-    msgs[i].msg_hdr.msg_name = &inFrom_[i];
-    msgs[i].msg_hdr.msg_namelen = sizeof inFrom_[i];
+    msgs[i].msg_hdr.msg_name = &in.from[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof in.from[i];
   }
   // MSG_TRUNC: msg_len is a datagram's real size, even when it did not fit.
   int n = ::recvmmsg(fd_, msgs, static_cast<unsigned>(batch_), MSG_DONTWAIT | MSG_TRUNC, nullptr);
@@ -186,14 +195,14 @@ void Port::handleRead() {
     const msghdr& h = msgs[i].msg_hdr;
     size_t size = msgs[i].msg_len;
     if (!connected_ && (h.msg_namelen != lastFromLen_ ||
-                        std::memcmp(&inFrom_[i], &lastFrom_, h.msg_namelen) != 0)) {
+                        std::memcmp(&in.from[i], &lastFrom_, h.msg_namelen) != 0)) {
       try {
         lastFromAddress_ =
-            Address::fromSockaddr(reinterpret_cast<const sockaddr*>(&inFrom_[i]), h.msg_namelen);
+            Address::fromSockaddr(reinterpret_cast<const sockaddr*>(&in.from[i]), h.msg_namelen);
       } catch (const std::invalid_argument&) {
         continue;  // not an IP sender (cannot happen on an IP socket)
       }
-      std::memcpy(&lastFrom_, &inFrom_[i], h.msg_namelen);
+      std::memcpy(&lastFrom_, &in.from[i], h.msg_namelen);
       lastFromLen_ = h.msg_namelen;
     }
     const Address& from = connected_ ? peer_ : lastFromAddress_;
@@ -201,7 +210,7 @@ void Port::handleRead() {
       callProtocol("datagramTruncated", [&] { protocol_->datagramTruncated(size, from); });
       continue;
     }
-    std::string_view data(inBuffer_.data() + static_cast<size_t>(i) * slot, size);
+    std::string_view data(in.data.data() + static_cast<size_t>(i) * slot, size);
     callProtocol("datagramReceived", [&] { protocol_->datagramReceived(data, from); });
   }
   inBatch_ = false;

@@ -86,11 +86,9 @@ class Port : public Selectable, public IUDPTransport, public std::enable_shared_
   size_t maxPacketSize_;
   uint64_t dropped_ = 0;
 
-  // Receiving: `batch_` slots of maxPacketSize_ + 1 bytes (one more, to see that a datagram
-  // was too large).
+  // Receiving: `batch_` slots of maxPacketSize_ + 1 bytes, in a buffer each thread has once
+  // for all its ports (reads never nest), so a port costs no receive memory of its own.
   size_t batch_;
-  std::vector<char> inBuffer_;
-  std::vector<sockaddr_storage> inFrom_;
   // The last sender, parsed: most replies go to it.
   sockaddr_storage lastFrom_{};
   socklen_t lastFromLen_ = 0;

@@ -47,6 +47,16 @@ CannotListenError CannotListenError::forPath(const std::string& path, const std:
   return CannotListenError(PathTag{}, path, why, code);
 }
 
+ProcessTerminated::ProcessTerminated(std::optional<int> exitCode, std::optional<int> signal)
+    : ConnectionLost(signal ? "A process has ended with a probable error condition: process "
+                              "ended by signal " +
+                                  std::to_string(*signal) + " (" + strsignal(*signal) + ")."
+                            : "A process has ended with a probable error condition: process "
+                              "ended with exit code " +
+                                  std::to_string(exitCode.value_or(-1)) + "."),
+      exitCode_(exitCode),
+      signal_(signal) {}
+
 const Failure& ConnectionDone::failure() {
   static const Failure f = Failure::of(ConnectionDone());
   return f;

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -113,6 +114,9 @@ class ConnectionDone : public ConnectionClosed {
   ConnectionDone() : ConnectionClosed("Connection was closed cleanly.") {}
   // A prebuilt Failure holding a ConnectionDone (shared, immutable; safe from any thread).
   static const Failure& failure();
+
+ protected:
+  explicit ConnectionDone(const std::string& message) : ConnectionClosed(message) {}
 };
 
 // The connection was lost in a non-clean fashion; code() is the OS error if there was one.
@@ -145,6 +149,34 @@ class WriteBufferFullError : public ConnectionLost {
 
  private:
   size_t cap_;
+};
+
+// ---- child processes (IReactorProcess::spawnProcess) ----
+
+// A child process exited with status 0 (Twisted's ProcessDone).
+class ProcessDone : public ConnectionDone {
+ public:
+  ProcessDone() : ConnectionDone("A process has ended without apparent errors: exit code 0.") {}
+  int exitCode() const { return 0; }
+};
+
+// A child process exited with another status, or was killed by a signal (Twisted's
+// ProcessTerminated): exactly one of exitCode() and signal() is set.
+class ProcessTerminated : public ConnectionLost {
+ public:
+  ProcessTerminated(std::optional<int> exitCode, std::optional<int> signal);
+  std::optional<int> exitCode() const { return exitCode_; }
+  std::optional<int> signal() const { return signal_; }
+
+ private:
+  std::optional<int> exitCode_;
+  std::optional<int> signal_;
+};
+
+// signalProcess on a process that has already exited (Twisted's ProcessExitedAlready).
+class ProcessExitedAlready : public Error {
+ public:
+  ProcessExitedAlready() : Error("The process has already exited.") {}
 };
 
 // ---- connecting (IReactorTCP::connectTCP) ----

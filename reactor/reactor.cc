@@ -6,6 +6,7 @@
 #include <string>
 #include <system_error>
 
+#include "twist/transports/process.h"
 #include "twist/transports/tcp_connector.h"
 #include "twist/transports/tcp_port.h"
 #include "twist/transports/udp.h"
@@ -43,6 +44,14 @@ std::shared_ptr<IConnector> Reactor::connectUNIX(std::string_view path,
                                                  const ConnectUNIXOptions& options) {
   assertInReactorThread();
   return unixsock::connect(*this, path, std::move(factory), options);
+}
+
+std::shared_ptr<IProcessTransport> Reactor::spawnProcess(std::shared_ptr<ProcessProtocol> protocol,
+                                                         const std::string& executable,
+                                                         std::vector<std::string> args,
+                                                         const SpawnOptions& options) {
+  assertInReactorThread();
+  return process::Process::spawn(*this, std::move(protocol), executable, std::move(args), options);
 }
 
 std::shared_ptr<IUDPTransport> Reactor::listenUDP(uint16_t port,

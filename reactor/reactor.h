@@ -1,8 +1,8 @@
 // Public. Reactor: the reactor users run (Twisted's reactor): ReactorBase's loop, time, threads
 // and triggers, and the transports, listenTCP and connectTCP (IReactorTCP). It depends on each
 // transport directly: what it offers is there because it is linked, never registered at run
-// time: TCP, UNIX sockets (IReactorUNIX), UDP (IReactorUDP); TLS is a layer over a stream
-// (//transports:tls).
+// time: TCP, UNIX sockets (IReactorUNIX), UDP (IReactorUDP), child processes
+// (IReactorProcess); TLS is a layer over a stream (//transports:tls).
 //
 //   twist::Reactor reactor;
 //   reactor.listenTCP(8000, twist::Factory::forProtocol<Echo>(), {.interface = "127.0.0.1"});
@@ -14,11 +14,16 @@
 
 #include "twist/reactor/datagram.h"
 #include "twist/reactor/interfaces.h"
+#include "twist/reactor/process.h"
 #include "twist/reactor/reactor_base.h"
 
 namespace twist {
 
-class Reactor : public ReactorBase, public IReactorTCP, public IReactorUNIX, public IReactorUDP {
+class Reactor : public ReactorBase,
+                public IReactorTCP,
+                public IReactorUNIX,
+                public IReactorUDP,
+                public IReactorProcess {
  public:
   using ReactorBase::ReactorBase;
 
@@ -29,6 +34,12 @@ class Reactor : public ReactorBase, public IReactorTCP, public IReactorUNIX, pub
   std::shared_ptr<IConnector> connectUNIX(std::string_view path,
                                           std::shared_ptr<ClientFactory> factory,
                                           const ConnectUNIXOptions& options = {}) override;
+
+  // IReactorProcess: child processes (see process.h).
+  std::shared_ptr<IProcessTransport> spawnProcess(std::shared_ptr<ProcessProtocol> protocol,
+                                                  const std::string& executable,
+                                                  std::vector<std::string> args,
+                                                  const SpawnOptions& options = {}) override;
 
   // IReactorUDP: UDP ports (see datagram.h).
   std::shared_ptr<IUDPTransport> listenUDP(uint16_t port,

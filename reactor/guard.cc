@@ -1,5 +1,6 @@
 #include "twist/reactor/guard.h"
 
+#include <csignal>
 #include <string>
 
 #include "twist/reactor/failure.h"
@@ -13,6 +14,19 @@ void logUnhandledException(const char* system, const char* what) noexcept {
                            Failure::current().toString());
   } catch (...) {
   }
+}
+
+void ignoreSigpipeIfDefault() noexcept {
+  static const bool done = [] {
+    struct sigaction current {};
+    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+      struct sigaction ignore {};
+      ignore.sa_handler = SIG_IGN;
+      ::sigaction(SIGPIPE, &ignore, nullptr);
+    }
+    return true;
+  }();
+  (void)done;
 }
 
 }  // namespace twist::detail

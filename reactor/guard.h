@@ -21,4 +21,10 @@ void guardCallback(const char* system, const char* what, F&& fn) noexcept {
   }
 }
 
+// For transports that write to pipes (which have no MSG_NOSIGNAL): sets SIGPIPE to be ignored
+// if its action is still the default, once per process, so that writing to a reader that went
+// away fails with EPIPE instead of killing the process (as Python does at startup). A handler
+// or SIG_IGN the program installed is left alone.
+void ignoreSigpipeIfDefault() noexcept;
+
 }  // namespace twist::detail

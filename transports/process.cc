@@ -152,24 +152,7 @@ void closeQuietly(int& fd) {
 
 void Process::useSignalsForTesting(bool enabled) { gUseSignals = enabled; }
 
-namespace {
-// A pipe to a child that has exited raises SIGPIPE on write, and pipes have no MSG_NOSIGNAL:
-// with the default action that would kill this process. The first spawn ignores SIGPIPE when
-// nobody set a handler for it (Python does the same at startup); the write then fails with
-// EPIPE, which closes that pipe.
-void ignoreSigpipe() {
-  static const bool done = [] {
-    struct sigaction current {};
-    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
-      struct sigaction ignore {};
-      ignore.sa_handler = SIG_IGN;
-      ::sigaction(SIGPIPE, &ignore, nullptr);
-    }
-    return true;
-  }();
-  (void)done;
-}
-}  // namespace
+
 
 Process::Process(ReactorBase& reactor, std::shared_ptr<ProcessProtocol> protocol,
                  size_t maxWriteBuffer)
@@ -185,7 +168,7 @@ std::shared_ptr<Process> Process::spawn(ReactorBase& reactor,
     throw std::invalid_argument("spawnProcess: no executable, or one with a NUL byte in it");
   }
   if (options.childFDs.size() > 64) throw std::invalid_argument("spawnProcess: over 64 childFDs");
-  ignoreSigpipe();
+  detail::ignoreSigpipeIfDefault();  // writes to a child that exited fail with EPIPE
   Plan plan;
   plan.candidates = candidatesFor(executable, options);
   plan.argStrings = args.empty() ? std::vector<std::string>{executable} : std::move(args);

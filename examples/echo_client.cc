@@ -2,12 +2,14 @@
 // back. Exits 0 once every byte came back, 1 with a message if connecting fails or the
 // connection ends early.
 //   echo_client --host 127.0.0.1 --port 8000 hello world
+//   echo_client --connect unix:/tmp/echo.sock hello     (any client endpoint string)
 #include <iostream>
 #include <string>
 
 #include "examples/echo.h"
 #include "examples/flags.h"
 #include "twist/reactor/reactor.h"
+#include "twist/transports/endpoints.h"
 #include "twist/transports/tcp_connector.h"
 
 int main(int argc, char** argv) {
@@ -22,8 +24,23 @@ int main(int argc, char** argv) {
   twist::Reactor reactor;
   auto factory =
       std::make_shared<twist::examples::EchoClientFactory>(reactor, payload, "echo_client");
-  reactor.callWhenRunning(
-      [&] { reactor.connectTCP(flags.host, flags.port, factory, {.timeout = flags.timeout}); });
+  reactor.callWhenRunning([&] {
+    if (flags.connect.empty()) {
+      reactor.connectTCP(flags.host, flags.port, factory, {.timeout = flags.timeout});
+      return;
+    }
+    try {
+      // The factory hears how it goes (and reports it); the Deferred's failure is the same news.
+      twist::endpoints::clientFromString(reactor, flags.connect)
+          ->connect(factory)
+          .addErrback(
+              [](const twist::Failure&) -> std::shared_ptr<twist::Protocol> { return nullptr; });
+    } catch (const std::exception& e) {  // a bad endpoint string
+      std::cerr << e.what() << std::endl;
+      factory->exitCode = 2;
+      reactor.stop();
+    }
+  });
   reactor.run();
   return factory->exitCode;
 }

@@ -105,6 +105,9 @@ void announceWhenRunning(Reactor& reactor, const PortPtr& port) {
 }
 
 struct ClientFlags {
+  // --connect ENDPOINT ("tcp:HOST:PORT", "unix:/tmp/echo.sock", "ssl:HOST:PORT:caFile=...";
+  // twist/transports/endpoints.h), instead of --host and --port.
+  std::string connect;
   std::string host = "127.0.0.1";
   uint16_t port = 8000;
   double timeout = 10;
@@ -118,7 +121,9 @@ inline ClientFlags parseClientFlags(int argc, char** argv, std::vector<std::stri
   ClientFlags flags;
   flags.port = defaultPort;
   auto usage = [&] {
-    std::fprintf(stderr, "usage: %s [--host HOST] [--port N] [--timeout SECONDS]", argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s [--connect ENDPOINT | --host HOST --port N] [--timeout SECONDS]",
+                 argv[0]);
     for (auto& e : extra) std::fprintf(stderr, " [%s VALUE]", e.c_str());
     std::fprintf(stderr, " [MESSAGE...]\n");
     std::exit(2);
@@ -139,7 +144,9 @@ inline ClientFlags parseClientFlags(int argc, char** argv, std::vector<std::stri
       usage();
     }
     char* end = nullptr;
-    if (arg == "--host") {
+    if (arg == "--connect") {
+      flags.connect = value;
+    } else if (arg == "--host") {
       flags.host = value;
     } else if (arg == "--port") {
       long port = std::strtol(value.c_str(), &end, 10);

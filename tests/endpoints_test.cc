@@ -233,6 +233,12 @@ TEST(EndpointExamples, EchoServerOnAUNIXSocket) {
   EXPECT_EQ(line, "listening on " + path + "\n");
   Reactor reactor(quietOptions());
   expectEcho(reactor, "unix:" + path);
+  // The example client too, through its --connect endpoint.
+  int status = -1;
+  std::string out =
+      testing::shell("examples/echo_client --connect unix:" + path + " hello unix", &status);
+  EXPECT_EQ(out, "hello\nunix\n");
+  EXPECT_EQ(status, 0);
   server.signalAndWait(SIGTERM);
   EXPECT_NE(::access(path.c_str(), F_OK), 0) << "the socket file was left behind";
 }

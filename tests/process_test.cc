@@ -125,6 +125,17 @@ TEST(Process, EnvironmentAndWorkingDirectory) {
   EXPECT_EQ(pwd->data[1], "/usr\n");
 }
 
+TEST(Process, RunsAsAnotherUserAndGroup) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch users";
+  Reactor reactor(quietOptions());
+  SpawnOptions o;
+  o.uid = 65534;  // nobody
+  o.gid = 65534;
+  o.path = "/";
+  auto r = run(reactor, {"sh", "-c", "id -u; id -g; id -G"}, o);
+  EXPECT_EQ(r->data[1], "65534\n65534\n65534\n");  // no supplementary groups of ours left
+}
+
 TEST(Process, WhatCannotStartIsAClearError) {
   Reactor reactor(quietOptions());
   auto r = std::make_shared<Recorder>();

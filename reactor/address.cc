@@ -85,6 +85,18 @@ std::string Address::repr() const {
 
 std::ostream& operator<<(std::ostream& os, const Address& a) { return os << a.repr(); }
 
+bool parseBindAddress(std::string_view interface, uint16_t port, sockaddr_storage* out,
+                      socklen_t* len) {
+  if (!interface.empty()) return parseIPAddress(interface, port, out, len);
+  *out = sockaddr_storage{};
+  auto* in = reinterpret_cast<sockaddr_in*>(out);
+  in->sin_family = AF_INET;
+  in->sin_addr.s_addr = htonl(INADDR_ANY);
+  in->sin_port = htons(port);
+  *len = sizeof(sockaddr_in);
+  return true;
+}
+
 bool makeUNIXSockaddr(std::string_view path, sockaddr_storage* out, socklen_t* len) {
   *out = sockaddr_storage{};
   auto* un = reinterpret_cast<sockaddr_un*>(out);

@@ -91,6 +91,11 @@ class Address {
 
 std::ostream& operator<<(std::ostream& os, const Address& a);
 
+// The address a listening socket binds for `interface`: "" is every IPv4 interface (0.0.0.0),
+// anything else must be a numeric IPv4 or IPv6 address (as parseIPAddress).
+bool parseBindAddress(std::string_view interface, uint16_t port, sockaddr_storage* out,
+                      socklen_t* len);
+
 // Fills a sockaddr_un for `path` (a leading NUL or '@': the abstract namespace). False when the
 // path is empty, too long for sun_path, or (a file path) has a NUL byte in it.
 bool makeUNIXSockaddr(std::string_view path, sockaddr_storage* out, socklen_t* len);

@@ -63,6 +63,16 @@ bool exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
+// What a server that died leaves behind: a socket file nobody listens on.
+void leaveStaleSocketFile(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage ss;
+  socklen_t len;
+  ASSERT_TRUE(makeUNIXSockaddr(path, &ss, &len));
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&ss), len), 0);
+  ::close(fd);
+}
+
 // A raw client: connects to path (blocking), or -1.
 int rawConnect(const std::string& path) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -205,15 +215,7 @@ TEST(UNIX, AbstractNamesHaveNoFile) {
 TEST(UNIX, AnExistingSocketFileIsNeverRemovedWithoutTheLock) {
   Reactor reactor(quietOptions());
   std::string path = socketPath("stale");
-  {
-    // A server that died: its socket file stays behind.
-    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_storage ss;
-    socklen_t len;
-    ASSERT_TRUE(makeUNIXSockaddr(path, &ss, &len));
-    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&ss), len), 0);
-    ::close(fd);
-  }
+  leaveStaleSocketFile(path);
   ASSERT_TRUE(exists(path));
   try {
     reactor.listenUNIX(path, Factory::forProtocol<wire::Echo>());
@@ -356,12 +358,7 @@ TEST(UNIX, ConnectFailuresAreReported) {
 
   // A stale socket file: refused.
   std::string path = socketPath("refused");
-  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_storage ss;
-  socklen_t len;
-  ASSERT_TRUE(makeUNIXSockaddr(path, &ss, &len));
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&ss), len), 0);
-  ::close(fd);
+  leaveStaleSocketFile(path);
   ClientHandle refused;
   reactor.connectUNIX(path, refused);
   ASSERT_TRUE(runUntil(reactor, [&] { return refused->failed.has_value(); }));

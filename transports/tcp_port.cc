@@ -68,13 +68,7 @@ int bindListeningSocket(uint16_t port, const ListenTCPOptions& options) {
     for (char c : iface) shown += c == '\0' ? std::string("\\0") : std::string(1, c);
     throw CannotListenError(shown, port, "the interface has a NUL byte in it");
   }
-  if (iface.empty()) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
-    in->sin_family = AF_INET;
-    in->sin_addr.s_addr = htonl(INADDR_ANY);
-    in->sin_port = htons(port);
-    len = sizeof(sockaddr_in);
-  } else if (!parseIPAddress(iface, port, &ss, &len)) {
+  if (!parseBindAddress(iface, port, &ss, &len)) {
     throw CannotListenError(iface, port, "'" + iface + "' is not an IPv4 or IPv6 address");
   }
 

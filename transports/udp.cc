@@ -84,13 +84,7 @@ std::shared_ptr<Port> Port::listen(ReactorBase& reactor, uint16_t port,
   const std::string& iface = options.interface;
   sockaddr_storage ss{};
   socklen_t len;
-  if (iface.empty()) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
-    in->sin_family = AF_INET;
-    in->sin_addr.s_addr = htonl(INADDR_ANY);
-    in->sin_port = htons(port);
-    len = sizeof(sockaddr_in);
-  } else if (!parseIPAddress(iface, port, &ss, &len)) {
+  if (!parseBindAddress(iface, port, &ss, &len)) {
     throw CannotListenError(iface, port, "'" + iface + "' is not an IPv4 or IPv6 address");
   }
   int fd = ::socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "twist/transports/tcp_port.h"
+#include "twist/transports/unix.h"
 
 namespace twist {
 
@@ -230,8 +231,28 @@ Address ReactorPool::listenEach(uint16_t port, std::vector<std::shared_ptr<Facto
     }
     return bound;
   }
-  // Handoff: the others start their factories (and stop them when they shut down); reactor 0
-  // listens and deals the accepted sockets out.
+  return listenHandoff(std::move(factories), [&](Reactor& r, std::shared_ptr<Factory> f) {
+    return tcp::Port::listen(r, port, std::move(f), tcp);
+  });
+}
+
+Address ReactorPool::listenUNIX(std::string_view path,
+                                std::function<std::shared_ptr<Factory>(Reactor&)> makeFactory,
+                                const ListenUNIXOptions& options) {
+  checkNotOnAPoolThread("listenUNIX");
+  std::string p(path);
+  return listenHandoff(makeFactories(makeFactory, false),
+                       [&](Reactor& r, std::shared_ptr<Factory> f) {
+                         return unixsock::listen(r, p, std::move(f), options);
+                       });
+}
+
+Address ReactorPool::listenHandoff(
+    std::vector<std::shared_ptr<Factory>> factories,
+    const std::function<std::shared_ptr<tcp::Port>(Reactor&, std::shared_ptr<Factory>)>& listen) {
+  // The others start their factories (and stop them when they shut down); reactor 0 listens
+  // and deals the accepted sockets out.
+  const size_t n = reactors_.size();
   std::vector<ReactorBase::TriggerId> triggers(n);
   size_t started = 1;
   auto undo = [&] {
@@ -256,37 +277,30 @@ Address ReactorPool::listenEach(uint16_t port, std::vector<std::shared_ptr<Facto
     throw;
   }
   std::vector<Reactor*> targets(reactors_);
+  Address bound;
   try {
-    listenHandoff(port, factories, tcp, targets, &bound);
+    onOne(0, [&](Reactor& r) {
+      auto p = listen(r, factories[0]);
+      bound = p->getHost();
+      p->setHandoff([this, targets, factories, bound](int fd, const Address& peer) {
+        size_t i = nextHandoff_.fetch_add(1, std::memory_order_relaxed) % targets.size();
+        if (i == 0) {
+          tcp::serveAccepted(*targets[0], fd, factories[0], peer, bound);
+          return;
+        }
+        auto owned = std::make_shared<OwnedFd>(fd);
+        Reactor* target = targets[i];
+        target->callFromThread([target, owned, f = factories[i], peer, bound] {
+          if (!target->running()) return;  // shutting down: the socket is closed
+          tcp::serveAccepted(*target, owned->release(), f, peer, bound);
+        });
+      });
+    });
   } catch (...) {
     undo();
     throw;
   }
   return bound;
-}
-
-void ReactorPool::listenHandoff(uint16_t port,
-                                const std::vector<std::shared_ptr<Factory>>& factories,
-                                const ListenTCPOptions& tcp, const std::vector<Reactor*>& targets,
-                                Address* boundOut) {
-  onOne(0, [&](Reactor& r) {
-    auto p = tcp::Port::listen(r, port, factories[0], tcp);
-    Address bound = p->getHost();
-    *boundOut = bound;
-    p->setHandoff([this, targets, factories, bound](int fd, const Address& peer) {
-      size_t i = nextHandoff_.fetch_add(1, std::memory_order_relaxed) % targets.size();
-      if (i == 0) {
-        tcp::serveAccepted(*targets[0], fd, factories[0], peer, bound);
-        return;
-      }
-      auto owned = std::make_shared<OwnedFd>(fd);
-      Reactor* target = targets[i];
-      target->callFromThread([target, owned, f = factories[i], peer, bound] {
-        if (!target->running()) return;  // shutting down: the socket is closed
-        tcp::serveAccepted(*target, owned->release(), f, peer, bound);
-      });
-    });
-  });
 }
 
 void ReactorPool::run() {

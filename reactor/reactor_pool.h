@@ -39,6 +39,10 @@
 #include "twist/reactor/interfaces.h"
 #include "twist/reactor/reactor.h"
 
+namespace twist::tcp {
+class Port;
+}  // namespace twist::tcp
+
 namespace twist {
 
 // A factory whose buildProtocol (and whatever it shares) is safe from several threads at once:
@@ -104,6 +108,13 @@ class ReactorPool {
   Address listenTCP(uint16_t port, std::shared_ptr<ThreadSafeFactory> factory,
                     const ListenPoolOptions& options = {});
 
+  // Listens on the UNIX socket `path` (see Reactor::listenUNIX): reactor 0 accepts and deals
+  // the connections out in turn (Balance::Handoff; SO_REUSEPORT does not apply to UNIX
+  // sockets). makeFactory as for listenTCP (one factory per reactor). Returns the address.
+  Address listenUNIX(std::string_view path,
+                     std::function<std::shared_ptr<Factory>(Reactor&)> makeFactory,
+                     const ListenUNIXOptions& options = {});
+
   // Serves `fd`, a listening TCP socket made elsewhere (systemd's, a parent's), on every
   // reactor: each adopts a duplicate and they all accept from its one queue (the kernel wakes
   // one or more of them per connection). The caller keeps fd. makeFactory as for listenTCP.
@@ -134,9 +145,11 @@ class ReactorPool {
   // ThreadSafeFactory (else std::logic_error).
   std::vector<std::shared_ptr<Factory>> makeFactories(
       const std::function<std::shared_ptr<Factory>(Reactor&)>& makeFactory, bool allowShared);
-  void listenHandoff(uint16_t port, const std::vector<std::shared_ptr<Factory>>& factories,
-                     const ListenTCPOptions& tcp, const std::vector<Reactor*>& targets,
-                     Address* bound);
+  // Reactor 0 listens with `listen` (its factory) and deals each accepted socket to the next
+  // reactor in turn; the others' factories are started here.
+  Address listenHandoff(
+      std::vector<std::shared_ptr<Factory>> factories,
+      const std::function<std::shared_ptr<tcp::Port>(Reactor&, std::shared_ptr<Factory>)>& listen);
 
   Options options_;
   std::vector<Reactor*> reactors_;

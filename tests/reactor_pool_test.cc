@@ -123,6 +123,40 @@ TEST(ReactorPool, HandoffDealsConnectionsOutInTurn) {
   serveAndCheck(ListenPoolOptions::Balance::Handoff);
 }
 
+TEST(ReactorPool, AUNIXSocketIsDealtOutInTurn) {
+  char dir[] = "/tmp/twist-pool-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/pool.sock";
+  Journal journal;
+  {
+    ReactorPool pool(twoReactors());
+    Address bound =
+        pool.listenUNIX(path, [&](Reactor&) { return Factory::forProtocol<Recorder>(&journal); },
+                        {.mode = 0600, .wantPID = true});
+    EXPECT_EQ(bound, Address(UNIXAddress{path}));
+    for (int i = 0; i < 100; ++i) {
+      int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_storage ss;
+      socklen_t len;
+      ASSERT_TRUE(makeUNIXSockaddr(path, &ss, &len));
+      ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&ss), len), 0);
+      ASSERT_TRUE(sendAll(fd, "x\n"));
+      ASSERT_EQ(recvAtMost(fd, 2), "x\n");
+      ::close(fd);
+    }
+    // One factory for both reactors is refused here too.
+    auto plain = Factory::forProtocol<Recorder>(&journal);
+    EXPECT_THROW(pool.listenUNIX(path + "2", [&](Reactor&) { return plain; }), std::logic_error);
+  }
+  EXPECT_EQ(journal.made, 100);
+  EXPECT_FALSE(journal.crossedThreads);
+  ASSERT_EQ(journal.connectionsPerThread.size(), 2u);
+  for (auto& [thread, count] : journal.connectionsPerThread) EXPECT_EQ(count, 50);
+  EXPECT_NE(::access(path.c_str(), F_OK), 0) << "the socket file outlived the pool";
+  ::unlink((path + ".lock").c_str());
+  ::rmdir(dir);
+}
+
 TEST(ReactorPool, OneFactoryForTwoReactorsMustBeThreadSafe) {
   ReactorPool pool(twoReactors());
   Journal journal;

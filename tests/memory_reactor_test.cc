@@ -57,6 +57,28 @@ TEST(MemoryReactor, RecordsListenAndConnect) {
   EXPECT_EQ(reactor.tcpServers[0].factory->numPorts(), 0);
 }
 
+// Wiring code that takes a UNIX socket path, written against IReactorUNIX&.
+std::shared_ptr<IListeningPort> startLocalService(IReactorUNIX& unix, const std::string& path) {
+  unix.connectUNIX(path + ".upstream", ClientFactory::forProtocol<wire::Echo>(), {.timeout = 2});
+  return unix.listenUNIX(path, Factory::forProtocol<wire::Echo>(), {.mode = 0600, .wantPID = true});
+}
+
+TEST(MemoryReactor, RecordsUNIXSockets) {
+  MemoryReactor reactor;
+  auto port = startLocalService(reactor, "/run/svc.sock");
+  ASSERT_EQ(reactor.unixServers.size(), 1u);
+  EXPECT_EQ(reactor.unixServers[0].path, "/run/svc.sock");
+  EXPECT_EQ(reactor.unixServers[0].options.mode, 0600u);
+  EXPECT_TRUE(reactor.unixServers[0].options.wantPID);
+  EXPECT_EQ(port->getHost(), Address(UNIXAddress{"/run/svc.sock"}));
+  ASSERT_EQ(reactor.unixClients.size(), 1u);
+  EXPECT_EQ(reactor.unixClients[0].options.timeout, 2);
+  EXPECT_EQ(reactor.connectors[0]->getDestination(),
+            Address(UNIXAddress{"/run/svc.sock.upstream"}));
+  port->stopListening();
+  EXPECT_EQ(reactor.unixServers[0].factory->numPorts(), 0);
+}
+
 TEST(MemoryReactor, DrivesRetriesOnTheFakeClock) {
   MemoryReactor reactor;
   Service s = startService(reactor, reactor, 8000);

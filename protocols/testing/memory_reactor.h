@@ -1,6 +1,7 @@
-// Public, for tests. MemoryReactor: an IReactorTCP that records listenTCP/connectTCP calls
-// instead of opening sockets, and a fake Clock for callLater (Twisted's MemoryReactorClock).
-// Wiring code written against IReactorTCP& (and IReactorTime&) is tested without a network:
+// Public, for tests. MemoryReactor: an IReactorTCP and IReactorUNIX that records
+// listenTCP/connectTCP/listenUNIX/connectUNIX calls instead of opening sockets, and a fake Clock
+// for callLater (Twisted's MemoryReactorClock). Wiring code written against IReactorTCP& (and
+// IReactorTime&) is tested without a network:
 //
 //   twist::MemoryReactor reactor;
 //   startMyService(reactor);
@@ -20,8 +21,18 @@
 
 namespace twist {
 
-class MemoryReactor : public task::Clock, public IReactorTCP {
+class MemoryReactor : public task::Clock, public IReactorTCP, public IReactorUNIX {
  public:
+  struct UNIXServer {
+    std::string path;
+    std::shared_ptr<Factory> factory;
+    ListenUNIXOptions options;
+  };
+  struct UNIXClient {
+    std::string path;
+    std::shared_ptr<ClientFactory> factory;
+    ConnectUNIXOptions options;
+  };
   struct TCPServer {
     uint16_t port;
     std::shared_ptr<Factory> factory;
@@ -93,8 +104,28 @@ class MemoryReactor : public task::Clock, public IReactorTCP {
 
   std::vector<TCPServer> tcpServers;
   std::vector<TCPClient> tcpClients;
+  std::vector<UNIXServer> unixServers;
+  std::vector<UNIXClient> unixClients;
   std::vector<std::shared_ptr<FakePort>> ports;
   std::vector<std::shared_ptr<FakeConnector>> connectors;
+
+  std::shared_ptr<IListeningPort> listenUNIX(std::string_view path,
+                                             std::shared_ptr<Factory> factory,
+                                             const ListenUNIXOptions& options = {}) override {
+    unixServers.push_back({std::string(path), factory, options});
+    auto p = std::make_shared<FakePort>(UNIXAddress{std::string(path)}, std::move(factory));
+    ports.push_back(p);
+    return p;
+  }
+  std::shared_ptr<IConnector> connectUNIX(std::string_view path,
+                                          std::shared_ptr<ClientFactory> factory,
+                                          const ConnectUNIXOptions& options = {}) override {
+    unixClients.push_back({std::string(path), factory, options});
+    auto c = std::make_shared<FakeConnector>(UNIXAddress{std::string(path)}, std::move(factory));
+    connectors.push_back(c);
+    c->connect();
+    return c;
+  }
 
  protected:
   std::shared_ptr<IListeningPort> doListenTCP(uint16_t port, std::shared_ptr<Factory> factory,

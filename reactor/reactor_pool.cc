@@ -236,6 +236,42 @@ Address ReactorPool::listenEach(uint16_t port, std::vector<std::shared_ptr<Facto
   });
 }
 
+Address ReactorPool::listenUDP(
+    uint16_t port, std::function<std::shared_ptr<DatagramProtocol>(Reactor&)> makeProtocol,
+    ListenUDPOptions options) {
+  checkNotOnAPoolThread("listenUDP");
+  const size_t n = reactors_.size();
+  std::vector<std::shared_ptr<DatagramProtocol>> protocols(n);
+  onAll([&](size_t i, Reactor& r) { protocols[i] = makeProtocol(r); });
+  std::set<DatagramProtocol*> seen;
+  for (auto& p : protocols) {
+    if (!p) throw std::logic_error("ReactorPool::listenUDP: the maker returned nullptr");
+    if (!seen.insert(p.get()).second) {
+      throw std::logic_error(
+          "ReactorPool::listenUDP: the maker returned the same protocol for two reactors");
+    }
+  }
+  options.listenMultiple = true;  // SO_REUSEPORT: the kernel spreads senders over the sockets
+  std::vector<std::shared_ptr<IUDPTransport>> ports(n);
+  Address bound;
+  try {
+    // Reactor 0 first: with port 0 it learns the port the others then share.
+    onOne(0, [&](Reactor& r) {
+      ports[0] = r.listenUDP(port, protocols[0], options);
+      bound = ports[0]->getHost();
+    });
+    for (size_t i = 1; i < n; ++i) {
+      onOne(i, [&](Reactor& r) { ports[i] = r.listenUDP(bound.port(), protocols[i], options); });
+    }
+  } catch (...) {
+    for (size_t i = 0; i < n; ++i) {
+      if (ports[i]) onOne(i, [&](Reactor&) { (void)ports[i]->stopListening(); });
+    }
+    throw;
+  }
+  return bound;
+}
+
 Address ReactorPool::listenUNIX(std::string_view path,
                                 std::function<std::shared_ptr<Factory>(Reactor&)> makeFactory,
                                 const ListenUNIXOptions& options) {

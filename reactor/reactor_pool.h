@@ -108,6 +108,15 @@ class ReactorPool {
   Address listenTCP(uint16_t port, std::shared_ptr<ThreadSafeFactory> factory,
                     const ListenPoolOptions& options = {});
 
+  // Binds a UDP port on every reactor (SO_REUSEPORT; 0: any free one, the same for all), each
+  // with its own protocol from makeProtocol(reactor), called on that reactor's thread (the same
+  // protocol for two reactors is refused: std::logic_error). The kernel spreads senders over
+  // the sockets by a hash of their addresses: one sender's datagrams all reach one reactor.
+  // Returns the address bound. Throws CannotListenError (nothing stays bound then).
+  Address listenUDP(uint16_t port,
+                    std::function<std::shared_ptr<DatagramProtocol>(Reactor&)> makeProtocol,
+                    ListenUDPOptions options = {});
+
   // Listens on the UNIX socket `path` (see Reactor::listenUNIX): reactor 0 accepts and deals
   // the connections out in turn (Balance::Handoff; SO_REUSEPORT does not apply to UNIX
   // sockets). makeFactory as for listenTCP (one factory per reactor). Returns the address.

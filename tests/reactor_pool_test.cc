@@ -157,6 +157,47 @@ TEST(ReactorPool, AUNIXSocketIsDealtOutInTurn) {
   ::rmdir(dir);
 }
 
+TEST(ReactorPool, UDPOnEveryReactor) {
+  struct Echo : DatagramProtocol {
+    explicit Echo(Journal* j) : journal(j) {}
+    void datagramReceived(std::string_view d, const Address& from) override {
+      {
+        std::lock_guard<std::mutex> lock(journal->mutex);
+        ++journal->connectionsPerThread[std::this_thread::get_id()];
+      }
+      transport()->write(d, from);
+    }
+    Journal* journal;
+  };
+  Journal journal;
+  {
+    ReactorPool pool(twoReactors());
+    Address bound = pool.listenUDP(0, [&](Reactor&) { return std::make_shared<Echo>(&journal); },
+                                   {.interface = "127.0.0.1"});
+    ASSERT_NE(bound.port(), 0);
+    // 64 senders (64 source ports): the hash spreads them over both sockets.
+    for (int i = 0; i < 64; ++i) {
+      int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      sockaddr_storage ss;
+      socklen_t len;
+      ASSERT_TRUE(parseIPAddress("127.0.0.1", bound.port(), &ss, &len));
+      ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&ss), len), 0);
+      timeval tv{5, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      ASSERT_EQ(::send(fd, "ping", 4, 0), 4);
+      char buf[8];
+      ASSERT_EQ(::recv(fd, buf, sizeof buf, 0), 4) << "sender " << i << " got no answer";
+      ::close(fd);
+    }
+    auto same = std::make_shared<Echo>(&journal);
+    EXPECT_THROW(pool.listenUDP(0, [&](Reactor&) { return same; }), std::logic_error);
+  }
+  ASSERT_EQ(journal.connectionsPerThread.size(), 2u) << "one reactor received nothing";
+  int total = 0;
+  for (auto& [thread, count] : journal.connectionsPerThread) total += count;
+  EXPECT_EQ(total, 64);
+}
+
 TEST(ReactorPool, OneFactoryForTwoReactorsMustBeThreadSafe) {
   ReactorPool pool(twoReactors());
   Journal journal;

@@ -3,6 +3,7 @@
 // socket, and real clients (Python's socket module).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -582,6 +583,31 @@ TEST(UNIXDescriptors, AProtocolThatDoesNotWantThemHasThemClosed) {
   EXPECT_EQ(logs->count("not an IFileDescriptorReceiver"), 1);
   ::close(fd);
   port->stopListening();
+}
+
+TEST(UNIXDescriptors, OutOfDescriptorsTheBytesStillComeAndItIsLogged) {
+  LogCaptureScope logs;
+  FdPair p;
+  ASSERT_TRUE(p.client->protocol);
+  ASSERT_TRUE(runUntil(p.reactor, [&] { return p.server != nullptr; }));
+  // A hostile peer sends more descriptors than this process may still open.
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  int probe = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(probe, 0);
+  ::close(probe);
+  rlimit low = old;
+  low.rlim_cur = static_cast<rlim_t>(probe) + 5;  // room for a few, not for 50
+  Pipe a;
+  for (int i = 0; i < 50; ++i) p.out().sendFileDescriptor(a.w);
+  p.client->protocol->transport()->write("payload");
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  bool arrived = runUntil(p.reactor, [&] { return p.server->data == "payload"; });
+  ::setrlimit(RLIMIT_NOFILE, &old);
+  ASSERT_TRUE(arrived) << "the bytes did not arrive";
+  EXPECT_LT(p.server->fds.size(), 50u);
+  EXPECT_GE(logs->count("were dropped (MSG_CTRUNC)"), 1);
+  EXPECT_TRUE(p.server->connected()) << "the connection goes on";
 }
 
 TEST(UNIXDescriptors, MisuseIsRefusedAndNothingLeaks) {

@@ -131,6 +131,13 @@ struct SpawnOptions {
       {0, ChildFD::toChild()}, {1, ChildFD::fromChild()}, {2, ChildFD::fromChild()}};
   // Bytes written to one pipe that may wait for the child to read them (see write()).
   size_t maxWriteBuffer = 4 * 1024 * 1024;
+  // Twisted's usePTY: the child's pipe descriptors (not inherited ones) are one pseudo-terminal
+  // instead, which is also its controlling terminal (in a session of its own): for programs
+  // that behave differently on a terminal (line buffering, prompts, passwords). Everything it
+  // writes comes as childDataReceived(1, ...), with the terminal's line discipline applied
+  // ("\n" becomes "\r\n", what we write is echoed). closeStdin() does not give it EOF (the
+  // terminal stays open): write "\x04" (Ctrl-D) for that; loseConnection() hangs it up.
+  bool usePTY = false;
 };
 
 // What code that runs programs needs of a reactor (Twisted's IReactorProcess).

@@ -138,6 +138,41 @@ TEST(Process, RunsAsAnotherUserAndGroup) {
   EXPECT_EQ(r->data[1], "65534\n65534\n65534\n");  // no supplementary groups of ours left
 }
 
+TEST(Process, APseudoTerminalWhenAsked) {
+  Reactor reactor(quietOptions());
+  auto piped = run(reactor, {"sh", "-c", "test -t 0 || test -t 1 || echo pipes"});
+  EXPECT_EQ(piped->data[1], "pipes\n");
+
+  SpawnOptions o;
+  o.usePTY = true;
+  auto r =
+      run(reactor, {"sh", "-c", "test -t 0 && test -t 1 && test -t 2 && echo terminal; tty"}, o);
+  EXPECT_EQ(r->data[1].rfind("terminal\r\n/dev/pts/", 0), 0u) << r->data[1];
+  EXPECT_TRUE(r->endReason->check<ProcessDone>()) << r->endReason->toString();
+
+  // A prompt answered as a person would.
+  class Person : public ProcessProtocol {
+   public:
+    void outReceived(std::string_view d) override {
+      out.append(d);
+      if (!answered && out.find("name? ") != std::string::npos) {
+        answered = true;
+        transport()->write("bob\n");
+      }
+    }
+    void processEnded(const Failure& r) override { reason = r; }
+    std::string out;
+    bool answered = false;
+    std::optional<Failure> reason;
+  };
+  auto person = std::make_shared<Person>();
+  reactor.spawnProcess(person, "python3",
+                       {"python3", "-c", "import sys; print(input('name? ').upper())"}, o);
+  ASSERT_TRUE(runUntil(reactor, [&] { return person->reason.has_value(); }));
+  EXPECT_NE(person->out.find("BOB\r\n"), std::string::npos) << person->out;
+  EXPECT_TRUE(person->reason->check<ProcessDone>()) << person->reason->toString();
+}
+
 TEST(Process, WhatCannotStartIsAClearError) {
   Reactor reactor(quietOptions());
   auto r = std::make_shared<Recorder>();

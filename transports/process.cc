@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,7 +46,8 @@ struct ChildError {
   int err;
   int stage;  // index into kStages
 };
-constexpr const char* kStages[] = {"exec", "chdir", "setgroups", "setgid", "setuid", "dup"};
+constexpr const char* kStages[] = {"exec",   "chdir", "setgroups", "setgid",
+                                   "setuid", "dup",   "terminal"};
 
 // Everything the child needs, made before fork(): after it, only async-signal-safe calls.
 struct Plan {
@@ -60,6 +62,7 @@ struct Plan {
   std::string path;
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
+  int controllingTerminal = -1;  // usePTY: the child descriptor that becomes its terminal
 };
 
 [[noreturn]] void childFail(int errorPipe, int stage) {
@@ -71,6 +74,8 @@ struct Plan {
 
 // In the child: put the descriptors in place, switch directory and user, exec.
 [[noreturn]] void runChild(const Plan& plan, int errorPipe) {
+  // A terminal of its own needs a session of its own.
+  if (plan.controllingTerminal >= 0 && ::setsid() < 0) childFail(errorPipe, 6);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -94,6 +99,9 @@ struct Plan {
     if (::dup2(lifted[i], plan.moves[i].second) < 0) childFail(errorPipe, 5);  // not CLOEXEC
   }
   for (int fd : plan.closeBelow) ::close(fd);
+  if (plan.controllingTerminal >= 0 && ::ioctl(plan.controllingTerminal, TIOCSCTTY, 0) != 0) {
+    childFail(errorPipe, 6);
+  }
   // Everything else goes: ours are close-on-exec already, but a library's may not be.
   if (::syscall(SYS_close_range, floor, errorPipe - 1, 0) != 0) {
     for (int fd = floor; fd < errorPipe; ++fd) ::close(fd);
@@ -152,8 +160,6 @@ void closeQuietly(int& fd) {
 
 void Process::useSignalsForTesting(bool enabled) { gUseSignals = enabled; }
 
-
-
 Process::Process(ReactorBase& reactor, std::shared_ptr<ProcessProtocol> protocol,
                  size_t maxWriteBuffer)
     : reactor_(&reactor), protocol_(std::move(protocol)), maxWriteBuffer_(maxWriteBuffer) {}
@@ -191,12 +197,52 @@ std::shared_ptr<Process> Process::spawn(ReactorBase& reactor,
     for (int fd : childEnds) ::close(fd);
     for (Pipe& pipe : p->pipes_) closeQuietly(pipe.fd);
   };
+  // usePTY: one pseudo-terminal in place of the pipes; we read and write its master (through
+  // two duplicates, one for each direction), the child gets the terminal.
+  int master = -1;
+  auto openTerminal = [&] {
+    master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    char name[128];
+    int slave = -1;
+    if (master < 0 || ::grantpt(master) != 0 || ::unlockpt(master) != 0 ||
+        ::ptsname_r(master, name, sizeof name) != 0 ||
+        (slave = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+      int err = errno;
+      closeQuietly(master);
+      cleanUp();
+      throw std::system_error(err, std::generic_category(), "spawnProcess: pseudo-terminal");
+    }
+    childEnds.push_back(slave);
+    ::fcntl(master, F_SETFL, ::fcntl(master, F_GETFL) | O_NONBLOCK);
+    return slave;
+  };
+  int slave = -1;
+  bool ptyReader = false, ptyWriter = false;
   for (const auto& [target, what] : options.childFDs) {
     if (target < 0) {
       cleanUp();
       throw std::invalid_argument("spawnProcess: a negative child descriptor");
     }
     plan.highest = std::max(plan.highest, target);
+    if (options.usePTY && what.kind != ChildFD::Kind::Inherit) {
+      if (slave < 0) slave = openTerminal();
+      plan.moves.emplace_back(slave, target);
+      if (plan.controllingTerminal < 0) plan.controllingTerminal = target;
+      bool toChild = what.kind == ChildFD::Kind::ToChild;
+      bool& done = toChild ? ptyWriter : ptyReader;
+      if (!done) {
+        done = true;
+        int ours = ::fcntl(master, F_DUPFD_CLOEXEC, 0);
+        if (ours < 0) {
+          int err = errno;
+          closeQuietly(master);
+          cleanUp();
+          throw std::system_error(err, std::generic_category(), "spawnProcess: dup");
+        }
+        p->pipes_.push_back(Pipe{target, ours, toChild});
+      }
+      continue;
+    }
     if (what.kind == ChildFD::Kind::Inherit) {
       if (::fcntl(what.parentFd, F_GETFD) < 0) {
         cleanUp();
@@ -221,6 +267,7 @@ std::shared_ptr<Process> Process::spawn(ReactorBase& reactor,
     plan.moves.emplace_back(theirs, target);
     p->pipes_.push_back(Pipe{target, ours, toChild});
   }
+  closeQuietly(master);  // the duplicates in pipes_ keep it
   plan.floor = std::max(plan.highest + 1, 3);
   for (int fd = 0; fd < plan.floor; ++fd) {
     if (options.childFDs.count(fd) == 0) plan.closeBelow.push_back(fd);

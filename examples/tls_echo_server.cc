@@ -7,6 +7,9 @@
 //   bazel run //examples:tls_echo_server -- --cert /tmp/cert.pem --key /tmp/key.pem
 //   openssl s_client -quiet -CAfile /tmp/cert.pem -connect 127.0.0.1:8443
 //
+// --listen ENDPOINT serves TLS wherever a stream endpoint says, a UNIX socket for example:
+//   bazel run //examples:tls_echo_server -- --cert ... --key ... --listen unix:/tmp/tls.sock
+//   openssl s_client -quiet -CAfile /tmp/cert.pem -unix /tmp/tls.sock
 // --client-ca FILE asks every client for a certificate signed by one of those CAs. The same
 // idle timeout and keepalive as echo_server; a peer that connects and never finishes its
 // handshake is dropped after 30 s (ListenSSLOptions::handshakeTimeout).
@@ -18,6 +21,7 @@
 #include "twist/reactor/errors.h"
 #include "twist/reactor/protocol.h"
 #include "twist/reactor/reactor.h"
+#include "twist/transports/endpoints.h"
 #include "twist/transports/tls.h"
 
 // The echo of examples/echo_server, saying who connected and how.
@@ -40,8 +44,8 @@ int main(int argc, char** argv) {
       twist::examples::parseServerFlags(argc, argv, {"--cert", "--key", "--client-ca"}, 8443);
   if (flags.get("--cert").empty() || flags.get("--key").empty()) {
     std::cerr << "usage: " << argv[0]
-              << " --cert CHAIN.pem --key KEY.pem [--client-ca CA.pem] [--port N]"
-                 " [--interface ADDRESS] [--idle-timeout SECONDS]"
+              << " --cert CHAIN.pem --key KEY.pem [--client-ca CA.pem]"
+                 " [--listen ENDPOINT | --port N --interface ADDRESS] [--idle-timeout SECONDS]"
               << std::endl;
     return 2;
   }
@@ -54,9 +58,17 @@ int main(int argc, char** argv) {
                                   .clientCAFile = flags.get("--client-ca")});
     auto factory = twist::Factory::forProtocol<Echo>(static_cast<twist::IReactorTime*>(&reactor),
                                                      flags.idleTimeout);
-    port = twist::tls::listenSSL(reactor, flags.port, factory, context,
-                                 {.interface = flags.interface});
-  } catch (const std::exception& e) {  // a CannotListenError, or a ContextError
+    if (flags.listen.empty()) {
+      port = twist::tls::listenSSL(reactor, flags.port, factory, context,
+                                   {.interface = flags.interface});
+    } else {
+      // TLS over any stream endpoint: the protocols sit behind a TLS layer, as listenSSL's do.
+      port = twist::endpoints::serverFromString(reactor, flags.listen)
+                 ->listen(std::make_shared<twist::tls::TLSFactory>(
+                     factory, context,
+                     twist::tls::LayerOptions{.clock = &reactor, .handshakeTimeout = 30}));
+    }
+  } catch (const std::exception& e) {  // CannotListenError, ContextError, a bad endpoint
     std::cerr << e.what() << std::endl;
     return 1;
   }

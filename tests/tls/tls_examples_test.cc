@@ -1,7 +1,9 @@
 // examples/tls_echo_server, tls_echo_client and starttls_server as a user runs them: separate
 // processes, real sockets, real peers (openssl s_client, Python's ssl), exit codes checked.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -56,6 +58,26 @@ TEST(TLSEchoExamples, OpenSSLSClientAgainstTheServer) {
       &status);
   EXPECT_EQ(status, 0);
   EXPECT_EQ(out, "via s_client\n");
+}
+
+TEST(TLSEchoExamples, TLSOverAUNIXSocketWithOpenSSL) {
+  char dir[] = "/tmp/twist-tls-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/tls.sock";
+  Subprocess server({"examples/tls_echo_server", "--listen", "unix:" + path, "--cert",
+                     certFile("server.pem"), "--key", certFile("server.key"), "--idle-timeout",
+                     "1"});
+  EXPECT_EQ(server.readLine(30), "listening on " + path + "\n");
+  int status = -1;
+  std::string out = shell(
+      "printf 'over unix\\n' | /usr/bin/openssl s_client -quiet "
+      "-verify_return_error -CAfile " +
+          certFile("ca.pem") + " -unix " + path + " 2>/dev/null",
+      &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(out, "over unix\n");
+  server.signalAndWait(SIGTERM);
+  ::rmdir(dir);
 }
 
 TEST(TLSEchoExamples, TheClientRefusesBadCertificatesWithAClearMessage) {

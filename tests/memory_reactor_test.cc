@@ -79,6 +79,39 @@ TEST(MemoryReactor, RecordsUNIXSockets) {
   EXPECT_EQ(reactor.unixServers[0].factory->numPorts(), 0);
 }
 
+// A DatagramProtocol under test: answers "ping" with "pong", ignores the rest.
+class Pong : public DatagramProtocol {
+ public:
+  void startProtocol() override { transport()->joinGroup("239.1.2.3", ""); }
+  void datagramReceived(std::string_view d, const Address& from) override {
+    if (d == "ping") transport()->write("pong", from);
+  }
+};
+
+TEST(MemoryReactor, RecordsUDPAndFakesItsTransport) {
+  MemoryReactor reactor;
+  reactor.listenUDP(5353, std::make_shared<Pong>(), {.interface = "127.0.0.1"});
+  ASSERT_EQ(reactor.udpPorts.size(), 1u);
+  auto& port = reactor.udpPorts[0];
+  EXPECT_EQ(port.port, 5353);
+  EXPECT_EQ(port.transport->getHost(), Address(IPv4Address{"127.0.0.1", 5353}));
+  EXPECT_EQ(port.transport->groups.count("239.1.2.3%"), 1u);  // startProtocol ran
+  port.protocol->datagramReceived("ping", IPv4Address{"192.0.2.7", 40000});
+  port.protocol->datagramReceived("noise", IPv4Address{"192.0.2.8", 40000});
+  ASSERT_EQ(port.transport->written.size(), 1u);
+  EXPECT_EQ(port.transport->written[0].data, "pong");
+  EXPECT_EQ(port.transport->written[0].to, Address(IPv4Address{"192.0.2.7", 40000}));
+
+  // The checks a real port makes.
+  FakeDatagramTransport t;
+  EXPECT_THROW(t.write("x"), std::logic_error);
+  EXPECT_THROW(t.write(std::string(70000, 'x'), IPv4Address{"192.0.2.1", 1}), MessageLengthError);
+  t.connect("192.0.2.1", 53);
+  t.write("query");
+  EXPECT_EQ(t.written.back().to, Address(IPv4Address{"192.0.2.1", 53}));
+  EXPECT_THROW(t.write("x", IPv4Address{"192.0.2.9", 53}), std::logic_error);
+}
+
 TEST(MemoryReactor, DrivesRetriesOnTheFakeClock) {
   MemoryReactor reactor;
   Service s = startService(reactor, reactor, 8000);

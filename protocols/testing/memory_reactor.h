@@ -1,7 +1,7 @@
-// Public, for tests. MemoryReactor: an IReactorTCP and IReactorUNIX that records
-// listenTCP/connectTCP/listenUNIX/connectUNIX calls instead of opening sockets, and a fake Clock
-// for callLater (Twisted's MemoryReactorClock). Wiring code written against IReactorTCP& (and
-// IReactorTime&) is tested without a network:
+// Public, for tests. MemoryReactor: an IReactorTCP, IReactorUNIX and IReactorUDP that records
+// listenTCP/connectTCP/listenUNIX/connectUNIX/listenUDP calls instead of opening sockets, and a
+// fake Clock for callLater (Twisted's MemoryReactorClock). Wiring code written against IReactorTCP&
+// (and IReactorTime&) is tested without a network:
 //
 //   twist::MemoryReactor reactor;
 //   startMyService(reactor);
@@ -15,14 +15,24 @@
 #include <utility>
 #include <vector>
 
+#include "twist/protocols/testing/datagram_transport.h"
 #include "twist/reactor/clock.h"
 #include "twist/reactor/errors.h"
 #include "twist/reactor/interfaces.h"
 
 namespace twist {
 
-class MemoryReactor : public task::Clock, public IReactorTCP, public IReactorUNIX {
+class MemoryReactor : public task::Clock,
+                      public IReactorTCP,
+                      public IReactorUNIX,
+                      public IReactorUDP {
  public:
+  struct UDPPort {
+    uint16_t port;
+    std::shared_ptr<DatagramProtocol> protocol;
+    ListenUDPOptions options;
+    std::shared_ptr<FakeDatagramTransport> transport;  // what the protocol wrote, and so on
+  };
   struct UNIXServer {
     std::string path;
     std::shared_ptr<Factory> factory;
@@ -106,6 +116,21 @@ class MemoryReactor : public task::Clock, public IReactorTCP, public IReactorUNI
   std::vector<TCPClient> tcpClients;
   std::vector<UNIXServer> unixServers;
   std::vector<UNIXClient> unixClients;
+  std::vector<UDPPort> udpPorts;
+
+  // Records the port and connects the protocol to a FakeDatagramTransport (startProtocol runs):
+  // the test then calls the protocol's datagramReceived and reads the transport's `written`.
+  std::shared_ptr<IUDPTransport> listenUDP(uint16_t port,
+                                           std::shared_ptr<DatagramProtocol> protocol,
+                                           const ListenUDPOptions& options = {}) override {
+    std::string host = options.interface.empty() ? "0.0.0.0" : options.interface;
+    Address address = host.find(':') != std::string::npos ? Address(IPv6Address{host, port})
+                                                          : Address(IPv4Address{host, port});
+    auto t = std::make_shared<FakeDatagramTransport>(address, options.maxPacketSize);
+    udpPorts.push_back({port, protocol, options, t});
+    protocol->makeConnection(t.get());
+    return t;
+  }
   std::vector<std::shared_ptr<FakePort>> ports;
   std::vector<std::shared_ptr<FakeConnector>> connectors;
 

@@ -1,7 +1,8 @@
 // A prefork parent whose workers misbehave, for tests/prefork_test.cc:
 //   prefork_worker crash     workers exit at once with status 3 (a crash loop)
 //   prefork_worker stubborn  workers ignore SIGTERM (stopping must SIGKILL them)
-// Prints "ready" once the workers are forked; run() logs to stderr.
+// Prints "ready" before the workers are forked, and each stubborn worker "worker ignores
+// SIGTERM" once it does; run() logs to stderr.
 #include <signal.h>
 #include <unistd.h>
 
@@ -18,6 +19,8 @@ int main(int argc, char** argv) {
       [crash](size_t) {
         if (crash) return 3;
         ::signal(SIGTERM, SIG_IGN);
+        std::printf("worker ignores SIGTERM\n");  // the test signals only after both say so
+        std::fflush(stdout);
         for (;;) ::pause();
       },
       {.workers = 2, .restartDelay = 0.05, .stopTimeout = 0.3});

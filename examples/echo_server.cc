@@ -64,9 +64,13 @@ int serveOnThreads(const twist::examples::ServerFlags& flags, const std::string&
                                     .balance = balance == "handoff"
                                                    ? twist::ListenPoolOptions::Balance::Handoff
                                                    : twist::ListenPoolOptions::Balance::ReusePort});
-    std::cout << "listening on " << bound.toString() << std::endl;
-    std::cout << pool.size() << " reactors on " << pool.size() << " threads ("
-              << (balance.empty() ? "reuseport" : balance) << ")" << std::endl;
+    // Announced once run() handles SIGINT/SIGTERM (tests signal as soon as they read it).
+    size_t n = pool.size();
+    pool.callWhenRunning([bound, n, balance] {
+      std::cout << "listening on " << bound.toString() << std::endl;
+      std::cout << n << " reactors on " << n << " threads ("
+                << (balance.empty() ? "reuseport" : balance) << ")" << std::endl;
+    });
     pool.run();
   } catch (const std::exception& e) {  // CannotListenError, a bad backend
     std::cerr << e.what() << std::endl;

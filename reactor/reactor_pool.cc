@@ -339,6 +339,11 @@ Address ReactorPool::listenHandoff(
   return bound;
 }
 
+void ReactorPool::callWhenRunning(std::function<void()> fn) {
+  checkNotOnAPoolThread("callWhenRunning");
+  whenRunning_.push_back(std::move(fn));
+}
+
 void ReactorPool::run() {
   checkNotOnAPoolThread("run");
   {
@@ -348,6 +353,8 @@ void ReactorPool::run() {
       if (!stopRequested_ && !joined_) control_ = &control;
     }
     if (control_ != nullptr) {
+      for (auto& fn : whenRunning_) control.callWhenRunning(std::move(fn));
+      whenRunning_.clear();
       control.run();
       std::lock_guard<std::mutex> lock(mutex_);
       control_ = nullptr;

@@ -133,6 +133,9 @@ class ReactorPool {
   // Blocks until stop() (or SIGINT/SIGTERM, unless Options::reactor.installSignalHandlers is
   // off), then stops every reactor and joins the threads. Returns at once if stop() came first.
   void run();
+  // Runs fn on run()'s thread once run() is under way and handles SIGINT/SIGTERM: the moment to
+  // say "ready" (a signal that came before would have found no handler). Before run() only.
+  void callWhenRunning(std::function<void()> fn);
   // Asks run() to return, after every reactor has shut down gracefully. Thread safe, idempotent,
   // also from inside a reactor's callbacks.
   void stop();
@@ -165,7 +168,8 @@ class ReactorPool {
   std::vector<std::thread> threads_;
   std::vector<std::shared_ptr<Factory>> sharedFactories_;  // started here, stopped at the end
   std::mutex mutex_;                                       // guards what follows
-  Reactor* control_ = nullptr;  // run()'s reactor while it runs (signals, stop)
+  Reactor* control_ = nullptr;                      // run()'s reactor while it runs (signals, stop)
+  std::vector<std::function<void()>> whenRunning_;  // for run()'s reactor
   bool stopRequested_ = false;
   bool joined_ = false;
   std::condition_variable changed_;

@@ -125,9 +125,12 @@ int serveOnWorkers(const twist::examples::ServerFlags& flags, std::optional<int>
     std::cerr << e.what() << std::endl;
     return 1;
   }
-  std::cout << "listening on " << twist::prefork::localAddress(fd).toString() << std::endl;
-  return twist::prefork::run([&](size_t) { return serve(flags, fd, false, true); },
-                             {.workers = static_cast<size_t>(n)});
+  return twist::prefork::run(
+      [&](size_t) { return serve(flags, fd, false, true); },
+      {.workers = static_cast<size_t>(n), .whenReady = [fd] {
+         // Once the parent takes SIGTERM (tests signal as soon as they read this).
+         std::cout << "listening on " << twist::prefork::localAddress(fd).toString() << std::endl;
+       }});
 }
 
 }  // namespace

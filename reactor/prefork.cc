@@ -313,6 +313,7 @@ int run(const std::function<int(size_t worker)>& worker, const Options& options)
   ::sigprocmask(SIG_BLOCK, &watched, &original);
   int code;
   try {
+    if (options.whenReady) options.whenReady();
     Supervisor supervisor(worker, options, original);
     code = supervisor.run(watched);
   } catch (...) {

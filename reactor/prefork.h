@@ -51,6 +51,9 @@ struct Options {
   double restartDelay = 0.1;
   // How long stopping waits for a worker after SIGTERM before SIGKILL.
   double stopTimeout = 30;
+  // Called in the parent once SIGTERM/SIGINT/SIGHUP are taken by run() (none can end the
+  // process any more), before the workers start: the moment to say "ready".
+  std::function<void()> whenReady{};
 };
 
 // In a worker (or any server): when `reactor` shuts down, stop accepting on `port` first, then

@@ -37,7 +37,10 @@ void closeConn(Conn* c) {
 
 int main(int argc, char** argv) {
   auto flags = twist::examples::parseServerFlags(argc, argv);
-  int lfd = twist::bench::listenAnnounced(flags.interface, flags.port);
+  // --listen unix:PATH (bench/run_unix.py), else TCP.
+  int lfd = flags.listen.rfind("unix:", 0) == 0
+                ? twist::bench::listenAnnouncedUNIX(flags.listen.substr(5))
+                : twist::bench::listenAnnounced(flags.interface, flags.port);
   if (lfd < 0) return 1;
 
   int ep = epoll_create1(0);

@@ -19,6 +19,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -78,11 +79,13 @@ bool sendOrQueue(int ep, Conn& c, const char* data, size_t len) {
 int main(int argc, char** argv) {
   int port = 0, conns = 1, size = 16, depth = 1, idle = 0;
   double seconds = 2;
-  std::string mode = "pingpong";
+  std::string mode = "pingpong", unixPath;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--port")
       port = std::atoi(v.c_str());
+    else if (k == "--unix")
+      unixPath = v;
     else if (k == "--conns")
       conns = std::atoi(v.c_str());
     else if (k == "--size")
@@ -103,10 +106,10 @@ int main(int argc, char** argv) {
   const bool pipeline = mode == "pipeline";
   const bool shortConns = mode == "accept";
   const bool rr = mode == "rr" || pipeline || shortConns;
-  if (port <= 0 || conns <= 0 || size <= 0 || depth <= 0 || idle < 0 ||
+  if ((port <= 0 && unixPath.empty()) || conns <= 0 || size <= 0 || depth <= 0 || idle < 0 ||
       (!rr && mode != "pingpong")) {
     std::fprintf(stderr,
-                 "usage: %s --port N [--conns N] [--size BYTES] [--seconds S] "
+                 "usage: %s --port N|--unix PATH [--conns N] [--size BYTES] [--seconds S] "
                  "[--mode pingpong|rr|pipeline|accept] [--depth LINES] [--idle N]\n",
                  argv[0]);
     return 2;
@@ -123,21 +126,34 @@ int main(int argc, char** argv) {
     block = lines;
   }
   const unsigned long long msgsPerReply = pipeline ? static_cast<unsigned long long>(depth) : 1;
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  // The server: 127.0.0.1:port, or the UNIX socket at --unix.
+  sockaddr_storage target{};
+  socklen_t targetLen;
+  if (unixPath.empty()) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&target);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, "127.0.0.1", &in->sin_addr);
+    targetLen = sizeof(sockaddr_in);
+  } else {
+    auto* un = reinterpret_cast<sockaddr_un*>(&target);
+    un->sun_family = AF_UNIX;
+    if (unixPath.size() >= sizeof un->sun_path) die("--unix: path too long");
+    unixPath.copy(un->sun_path, unixPath.size());
+    targetLen = sizeof(sockaddr_un);
+  }
+  const int family = target.ss_family;
   std::vector<int> idlers;
   for (int i = 0; i < idle; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    int fd = ::socket(family, SOCK_STREAM, 0);
     if (fd < 0) die("socket");
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) die("connect (idle)");
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&target), targetLen) != 0) die("connect (idle)");
     idlers.push_back(fd);
   }
   auto open = [&](Conn& c) {
-    c.fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    c.fd = ::socket(family, SOCK_STREAM, 0);
     if (c.fd < 0) die("socket");
-    if (::connect(c.fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) die("connect");
+    if (::connect(c.fd, reinterpret_cast<sockaddr*>(&target), targetLen) != 0) die("connect");
     int one = 1;
     ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ::fcntl(c.fd, F_SETFL, O_NONBLOCK);

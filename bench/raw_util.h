@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -30,6 +32,23 @@ inline int listenAnnounced(const std::string& interface, uint16_t port) {
   socklen_t len = sizeof sa;
   ::getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &len);
   std::cout << "listening on " << interface << ":" << ntohs(sa.sin_port) << std::endl;
+  return lfd;
+}
+
+// The same on a UNIX socket at `path` (an old file there is removed first), announced as
+// "listening on PATH".
+inline int listenAnnouncedUNIX(const std::string& path) {
+  int lfd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sa.sun_path) return -1;
+  path.copy(sa.sun_path, path.size());
+  ::unlink(path.c_str());
+  if (::bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(lfd, 1024) != 0) {
+    std::perror("listen");
+    return -1;
+  }
+  std::cout << "listening on " << path << std::endl;
   return lfd;
 }
 

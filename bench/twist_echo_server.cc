@@ -15,6 +15,7 @@
 #include "twist/reactor/prefork.h"
 #include "twist/reactor/reactor.h"
 #include "twist/reactor/reactor_pool.h"
+#include "twist/transports/endpoints.h"
 
 namespace {
 class LineEcho : public twist::LineReceiver {
@@ -67,8 +68,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   twist::Reactor reactor(twist::ReactorBase::Options{.backend = flags.get("--backend")});
+  // --listen ENDPOINT (a UNIX socket for bench/run_unix.py), else TCP on --port.
   auto port =
-      reactor.listenTCP(flags.port, make(), {.interface = flags.interface, .backlog = 1024});
+      flags.listen.empty()
+          ? reactor.listenTCP(flags.port, make(), {.interface = flags.interface, .backlog = 1024})
+          : twist::endpoints::serverFromString(reactor, flags.listen)->listen(make());
   twist::examples::announceWhenRunning(reactor, port);
   reactor.run();
 }

@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
   std::vector<iovec> inIov(64);
   unsigned long long msgsCount = 0, bytes = 0, lost = 0;
   auto start = Clock::now();
-  auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  auto end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   std::vector<epoll_event> events(256);
   while (Clock::now() < end) {
     int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 50);

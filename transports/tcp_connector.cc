@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "twist/reactor/errors.h"
 #include "twist/reactor/guard.h"
@@ -25,14 +26,10 @@ Failure connectFailure(int err) {
   return Failure::of(ConnectError::fromErrno(err, "connect()"));
 }
 
+// A factory callback: an exception it throws is logged and the connector goes on.
 template <class F>
 void callFactory(const char* what, F&& f) {
-  try {
-    f();
-  } catch (...) {
-    log::error("tcp.Connector", std::string("Unhandled exception in ") + what + ": " +
-                                    Failure::current().toString());
-  }
+  detail::guardCallback("tcp.Connector", what, std::forward<F>(f));
 }
 
 // How soon connectUNIX tries again after a full backlog.

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 #include "twist/reactor/errors.h"
 #include "twist/reactor/guard.h"
@@ -56,14 +57,10 @@ void mapToV6(sockaddr_storage* ss, socklen_t* len) {
   *len = sizeof in6;
 }
 
+// A protocol callback: an exception it throws is logged and the port goes on.
 template <class F>
 void callProtocol(const char* what, F&& fn) {
-  try {
-    fn();
-  } catch (...) {
-    log::error("udp.Port", std::string("Unhandled exception in ") + what + ": " +
-                               Failure::current().toString());
-  }
+  detail::guardCallback("udp.Port", what, std::forward<F>(fn));
 }
 
 }  // namespace

@@ -206,30 +206,13 @@ Address ReactorPool::listenTCP(uint16_t port, std::shared_ptr<ThreadSafeFactory>
 
 Address ReactorPool::listenEach(uint16_t port, std::vector<std::shared_ptr<Factory>> factories,
                                 const ListenPoolOptions& options) {
-  const size_t n = reactors_.size();
   ListenTCPOptions tcp{.interface = options.interface,
                        .backlog = options.backlog,
                        .reusePort = options.balance == ListenPoolOptions::Balance::ReusePort,
                        .ipv6Only = options.ipv6Only};
-  std::vector<std::shared_ptr<IListeningPort>> ports(n);
-  Address bound;
   if (tcp.reusePort) {
-    try {
-      // Reactor 0 first: with port 0 it learns the port the others then share.
-      onOne(0, [&](Reactor& r) {
-        ports[0] = r.listenTCP(port, factories[0], tcp);
-        bound = ports[0]->getHost();
-      });
-      for (size_t i = 1; i < n; ++i) {
-        onOne(i, [&](Reactor& r) { ports[i] = r.listenTCP(bound.port(), factories[i], tcp); });
-      }
-    } catch (...) {
-      for (size_t i = 0; i < n; ++i) {
-        if (ports[i]) onOne(i, [&](Reactor&) { (void)ports[i]->stopListening(); });
-      }
-      throw;
-    }
-    return bound;
+    return listenOnEach(
+        port, [&](size_t i, Reactor& r, uint16_t p) { return r.listenTCP(p, factories[i], tcp); });
   }
   return listenHandoff(std::move(factories), [&](Reactor& r, std::shared_ptr<Factory> f) {
     return tcp::Port::listen(r, port, std::move(f), tcp);
@@ -252,16 +235,25 @@ Address ReactorPool::listenUDP(
     }
   }
   options.listenMultiple = true;  // SO_REUSEPORT: the kernel spreads senders over the sockets
-  std::vector<std::shared_ptr<IUDPTransport>> ports(n);
+  return listenOnEach(port, [&](size_t i, Reactor& r, uint16_t p) {
+    return r.listenUDP(p, protocols[i], options);
+  });
+}
+
+Address ReactorPool::listenOnEach(
+    uint16_t port,
+    const std::function<std::shared_ptr<IListeningPort>(size_t, Reactor&, uint16_t)>& listen) {
+  const size_t n = reactors_.size();
+  std::vector<std::shared_ptr<IListeningPort>> ports(n);
   Address bound;
   try {
     // Reactor 0 first: with port 0 it learns the port the others then share.
     onOne(0, [&](Reactor& r) {
-      ports[0] = r.listenUDP(port, protocols[0], options);
+      ports[0] = listen(0, r, port);
       bound = ports[0]->getHost();
     });
     for (size_t i = 1; i < n; ++i) {
-      onOne(i, [&](Reactor& r) { ports[i] = r.listenUDP(bound.port(), protocols[i], options); });
+      onOne(i, [&](Reactor& r) { ports[i] = listen(i, r, bound.port()); });
     }
   } catch (...) {
     for (size_t i = 0; i < n; ++i) {

@@ -157,6 +157,11 @@ class ReactorPool {
   // ThreadSafeFactory (else std::logic_error).
   std::vector<std::shared_ptr<Factory>> makeFactories(
       const std::function<std::shared_ptr<Factory>(Reactor&)>& makeFactory, bool allowShared);
+  // SO_REUSEPORT on every reactor: listen(i, reactor i, port) on each, reactor 0 first (with port
+  // 0 it learns the port the others then share); if one fails, those already listening stop.
+  Address listenOnEach(
+      uint16_t port,
+      const std::function<std::shared_ptr<IListeningPort>(size_t, Reactor&, uint16_t)>& listen);
   // Reactor 0 listens with `listen` (its factory) and deals each accepted socket to the next
   // reactor in turn; the others' factories are started here.
   Address listenHandoff(

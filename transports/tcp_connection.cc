@@ -298,6 +298,8 @@ void Connection::discardOutput() {
   if (fds_) fds_->closeAll();
 }
 
+bool Connection::descriptorsPending() const { return fds_ && !fds_->out.empty(); }
+
 void Connection::sendDescriptor(int fd) {
   if (!fds_) throw std::logic_error("sendFileDescriptor: not a UNIX socket connection");
   if (state_ != State::Connected || writeShutdown_) return;
@@ -328,7 +330,7 @@ void Connection::write(std::string_view data) {
     // An echo writes (part of) what it was just given: keep a view into the reactor's read
     // buffer, which stays put until this callback returns, and send from it then.
     const char* readBuffer = reactor_.readBuffer();
-    if (inDispatch_ && !(fds_ && !fds_->out.empty()) && data.data() >= readBuffer &&
+    if (inDispatch_ && !descriptorsPending() && data.data() >= readBuffer &&
         data.data() + data.size() <= readBuffer + ReactorBase::kReadBufferSize) {
       pendingView_ = data;
       applyHighWater();
@@ -338,7 +340,7 @@ void Connection::write(std::string_view data) {
     materializeView();
   }
   if (corked_ && data.size() >= kSendEarly && !sendEarlyBlocked_ &&
-      evbuffer_get_length(output_) == 0 && !(fds_ && !fds_->out.empty())) {
+      evbuffer_get_length(output_) == 0 && !descriptorsPending()) {
     // Large, and nothing before it: straight to the kernel, without the copy into output_
     // (a TLS layer's full records take this way); see sendEarly.
     ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
@@ -426,7 +428,7 @@ void Connection::flushCorked() {
 }
 
 Connection::Flush Connection::flush() {
-  if (fds_ && !fds_->out.empty()) return flushWithDescriptors();
+  if (descriptorsPending()) return flushWithDescriptors();
   // evbuffer_write would use writev, which raises SIGPIPE on a closed peer; sendmsg with
   // MSG_NOSIGNAL sends the same chunks without touching the process's signal handling.
   while (evbuffer_get_length(output_) > 0) {

@@ -104,6 +104,9 @@ class Connection : public ITransport, public Selectable {
   void handleWrite();
   void readEnded();
   Flush flush();
+  // Descriptors wait to be sent (UNIX sockets): output then takes the ordered path, never the
+  // uncopied view or the early send.
+  bool descriptorsPending() const;
   // flush() while descriptors wait to be sent: each leaves with the byte it was queued before.
   Flush flushWithDescriptors();
   // recvmsg for a UNIX socket: descriptors that came with the bytes go to the protocol first.

@@ -9,13 +9,14 @@
 // Input arrives as dataReceived. At EOF on stdin a protocol that is an IHalfCloseableProtocol
 // hears readConnectionLost() and may go on writing; any other is disconnected once what it wrote
 // has gone out (connectionLost(ConnectionDone)). stdout that closes (the reader went away: EPIPE)
-// ends the connection with ConnectionLost (SIGPIPE is ignored when its action is the default). Pipes, sockets and terminals are watched in the loop
-// (made non-blocking while in use; their flags are restored at the end); a regular file given as
-// stdin is read a chunk per loop turn, and a regular file as stdout is written at once. Output
-// waiting for a slow reader is bounded like a socket's (WriteBufferLimits: above the high mark
-// reading stdin pauses; over the hard cap the connection aborts). When the connection ends the
-// descriptors are pointed at /dev/null rather than closed, so that 0 and 1 never become some
-// later socket; the reader of stdout sees EOF if nothing else holds it.
+// ends the connection with ConnectionLost (SIGPIPE is ignored when its action is the default).
+// Pipes, sockets and terminals are watched in the loop (made non-blocking while in use; their flags
+// are restored at the end); a regular file given as stdin is read a chunk per loop turn, and a
+// regular file as stdout is written at once. Output waiting for a slow reader is bounded like a
+// socket's (WriteBufferLimits: above the high mark reading stdin pauses; over the hard cap the
+// connection aborts). When the connection ends the descriptors are pointed at /dev/null rather than
+// closed, so that 0 and 1 never become some later socket; the reader of stdout sees EOF if nothing
+// else holds it.
 #pragma once
 
 #include <memory>

@@ -75,18 +75,20 @@ def cpu_all(pid):
 
 
 def run_pair(server_cmd, client_cmd, seconds, pin=True):
-    """Starts server_cmd with --port 0, reads its "listening on HOST:PORT" line, runs client_cmd
-    with --port PORT and --seconds, and stops the server. Pinned: server on CPU 0, client on
-    CPU 1. Returns (the client's key=value result with "cpu", the server's CPU seconds over all
-    its threads and processes; or None if the client failed, and the client's stderr)."""
+    """Starts server_cmd with --port 0, reads its "listening on HOST:PORT" line (or "listening
+    on /PATH", a UNIX socket), runs client_cmd with --port PORT (or --unix /PATH) and --seconds,
+    and stops the server. Pinned: server on CPU 0, client on CPU 1. Returns (the client's
+    key=value result with "cpu", the server's CPU seconds over all its threads and processes;
+    or None if the client failed, and the client's stderr)."""
     prefix_s = ["taskset", "-c", "0"] if pin else []
     prefix_c = ["taskset", "-c", "1"] if pin else []
     srv = subprocess.Popen(prefix_s + server_cmd + ["--port", "0"], stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, text=True, preexec_fn=raise_fd_limit)
     try:
-        port = srv.stdout.readline().strip().rsplit(":", 1)[1]
+        where = srv.stdout.readline().strip().split("listening on ", 1)[1]
+        target = ["--unix", where] if where.startswith("/") else ["--port", where.rsplit(":", 1)[1]]
         cpu0 = cpu_all(srv.pid)
-        out = subprocess.run(prefix_c + client_cmd + ["--port", port, "--seconds", str(seconds)],
+        out = subprocess.run(prefix_c + client_cmd + target + ["--seconds", str(seconds)],
                              capture_output=True, text=True, preexec_fn=raise_fd_limit,
                              timeout=seconds + 120)
         cpu = cpu_all(srv.pid) - cpu0

@@ -14,13 +14,12 @@ Usage (after `bazel build -c opt //bench:all`; bench/run_unix.sh does both):
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_pingpong import cpu_all, fmt, raise_fd_limit, size_name  # noqa: E402
+from run_pingpong import fmt, run_pair, size_name  # noqa: E402
 
 BINARIES = {"twist": "bazel-bin/bench/twist_echo_server", "epoll": "bazel-bin/bench/epoll_echo_server"}
 CLIENT = "bazel-bin/bench/pingpong_client"
@@ -29,30 +28,13 @@ SERVERS = ["twist-unix", "epoll-unix", "twist-tcp", "epoll-tcp"]
 
 def run_one(server, mode, size, conns, seconds, tmp):
     impl, transport = server.split("-")
+    server_cmd = [BINARIES[impl]]
     if transport == "unix":
-        path = os.path.join(tmp, f"{impl}.sock")
-        server_cmd = [BINARIES[impl], "--listen", f"unix:{path}"]
-    else:
-        server_cmd = [BINARIES[impl], "--port", "0"]
-    srv = subprocess.Popen(["taskset", "-c", "0"] + server_cmd, stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True, preexec_fn=raise_fd_limit)
-    try:
-        where = srv.stdout.readline().strip().split("listening on ", 1)[1]
-        target = ["--unix", where] if transport == "unix" else ["--port", where.rsplit(":", 1)[1]]
-        cpu0 = cpu_all(srv.pid)
-        out = subprocess.run(["taskset", "-c", "1", CLIENT] + target +
-                             ["--mode", mode, "--size", str(size), "--conns", str(conns),
-                              "--seconds", str(seconds)],
-                             capture_output=True, text=True, preexec_fn=raise_fd_limit,
-                             timeout=seconds + 120)
-        cpu = cpu_all(srv.pid) - cpu0
-    finally:
-        srv.terminate()
-        srv.wait()
-    if out.returncode != 0:
-        raise RuntimeError(f"client failed against {server}: {out.stderr.strip()}")
-    r = {k: float(v) for k, v in (kv.split("=") for kv in out.stdout.split())}
-    r["cpu"] = cpu
+        server_cmd += ["--listen", "unix:" + os.path.join(tmp, f"{impl}.sock")]
+    r, err = run_pair(server_cmd, [CLIENT, "--mode", mode, "--size", str(size), "--conns",
+                                   str(conns)], seconds)
+    if r is None:
+        raise RuntimeError(f"client failed against {server}: {err}")
     return r
 
 

@@ -106,8 +106,8 @@ class Args {
     }
     return n;
   }
-  uint16_t port(bool required = true) const {
-    if (required && !get("port")) bad("no port given");
+  uint16_t port() const {
+    if (!get("port")) bad("no port given");
     return static_cast<uint16_t>(integer("port", 0, 0, 65535));
   }
   double seconds(const std::string& name, double fallback) const {

@@ -378,6 +378,20 @@ TEST(ReactorPool, TLSOnEveryReactor) {
   ASSERT_EQ(journal.connectionsPerThread.size(), 2u);
 }
 
+TEST(ReactorPool, CallWhenRunningRunsOnRunsThreadOnceRunning) {
+  ReactorPool pool(twoReactors());
+  std::thread::id ranOn;
+  int calls = 0;
+  pool.callWhenRunning([&] {
+    ++calls;
+    ranOn = std::this_thread::get_id();
+    pool.stop();  // run() is under way: this ends it
+  });
+  pool.run();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(ranOn, std::this_thread::get_id());
+}
+
 TEST(ReactorPool, StopBeforeRunMakesRunReturnAtOnce) {
   ReactorPool pool(twoReactors());
   pool.stop();
